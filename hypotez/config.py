@@ -1,0 +1,166 @@
+"""Settings, read from the environment (``HYPOTEZ_*``), a ``.env`` file and an optional TOML file.
+
+Precedence, highest first: explicit arguments, environment variables, ``.env``, the TOML file, defaults.
+The TOML file is ``$HYPOTEZ_CONFIG`` if set, else ``hypotez.toml`` in the working directory if present.
+Secrets are :class:`pydantic.SecretStr`: their ``repr`` and ``str`` are masked, and nothing in hypotez
+prints their value.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
+
+__all__ = ["Capability", "GuildPermissions", "Settings", "load_settings"]
+
+
+class Capability(enum.StrEnum):
+    """What a member may do; granted per guild by role (see :class:`GuildPermissions`)."""
+
+    CHAT = "chat"
+    CORRECT = "correct"
+    FEEDBACK = "feedback"
+    CURATE = "curate"
+    FILES = "files"
+    TRAIN = "train"
+    ADMIN = "admin"
+
+
+#: Capabilities every member has unless a guild restricts them to roles.
+OPEN_BY_DEFAULT = frozenset({Capability.CHAT, Capability.CORRECT, Capability.FEEDBACK})
+
+
+class GuildPermissions(BaseSettings):
+    """Role ids granted each capability in one guild.
+
+    A capability listed here is held by members with any of its roles (and by administrators).  A capability
+    not listed keeps its default: open to everyone for chat/correct/feedback, administrators only otherwise.
+    """
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    roles: dict[Capability, list[int]] = Field(default_factory=dict)
+
+
+class Settings(BaseSettings):
+    """Every setting hypotez reads.  See the README's settings table and ``hypotez.example.toml``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HYPOTEZ_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        toml_file=None,
+    )
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_public_key: str | None = None
+    command_guilds: list[int] = Field(default_factory=list)
+    http_host: str = "0.0.0.0"  # noqa: S104 - HTTP interactions mode serves Discord from outside
+    http_port: int = 8080
+
+    # Storage
+    data_dir: Path = Path("data")
+    database_url: SecretStr | None = None
+    max_upload_bytes: int = 25 * 1024 * 1024
+
+    # Chat backend (any OpenAI-compatible endpoint)
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    chat_model: str = "gpt-4o-mini"
+    chat_timeout: float = 60.0
+    chat_context_tokens: int = 6000
+
+    # Speech
+    whisper_model: str = "small"
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_compute_type: str = "int8"
+    whisper_workers: int = 1
+    tts_voice: str = "en-US-AriaNeural"
+    voice_transport: Literal["none", "hikari-wave", "lavalink"] = "hikari-wave"
+
+    # Permissions: guild id -> capability -> role ids
+    permissions: dict[int, GuildPermissions] = Field(default_factory=dict)
+
+    log_level: str = "INFO"
+
+    _toml_file: ClassVar[Path | None] = None
+
+    @field_validator("command_guilds", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(",", " ").split()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file),
+            file_secret_settings,
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hypotez.db').resolve()}"
+
+    @property
+    def database_url_display(self) -> str:
+        """The database URL with any password masked, safe for logs and replies."""
+        return make_url(self.resolved_database_url).render_as_string(hide_password=True)
+
+    @property
+    def storage_backend(self) -> str:
+        """``sqlite`` or ``postgresql`` (the dialect name of the database URL)."""
+        return make_url(self.resolved_database_url).get_backend_name()
+
+    def guild_roles(self, guild_id: int) -> dict[Capability, list[int]]:
+        """Role grants configured for a guild (empty when none)."""
+        perms = self.permissions.get(guild_id)
+        return dict(perms.roles) if perms else {}
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read settings from every source; ``config_file`` overrides ``$HYPOTEZ_CONFIG``."""
+    path: Path | None
+    if config_file is not None:
+        path = Path(config_file)
+    elif os.environ.get("HYPOTEZ_CONFIG"):
+        path = Path(os.environ["HYPOTEZ_CONFIG"])
+    else:
+        path = Path("hypotez.toml") if Path("hypotez.toml").is_file() else None
+    if path is not None and not path.is_file():
+        from hypotez.errors import ConfigError
+
+        raise ConfigError(f"The config file {path} does not exist.", setting="HYPOTEZ_CONFIG")
+
+    configured = type("Settings", (Settings,), {"_toml_file": path, "__module__": __name__})
+    return configured(**overrides)

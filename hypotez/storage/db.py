@@ -1,0 +1,139 @@
+"""The async engine, sessions and migrations."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from hypotez.errors import StorageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+__all__ = ["Database", "MigrationState"]
+
+_LOGGER = logging.getLogger(__name__)
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class MigrationState:
+    """Where a database stands against the migrations this version ships."""
+
+    def __init__(self, current: str | None, head: str) -> None:
+        self.current = current
+        self.head = head
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+    def __repr__(self) -> str:
+        return f"MigrationState(current={self.current!r}, head={self.head!r})"
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return cfg
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+    finally:
+        cursor.close()
+
+
+class Database:
+    """One async engine and its session factory.
+
+    SQLite files get WAL journaling and enforced foreign keys; their parent directory is created.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        parsed = make_url(url)
+        self.url_display = parsed.render_as_string(hide_password=True)
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+        self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine, expire_on_commit=False
+        )
+
+    def session(self) -> AsyncSession:
+        """A new session; use as ``async with db.session() as s``."""
+        return self.sessions()
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Apply migrations up to ``revision``."""
+
+        def _run(connection: Connection) -> None:
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+
+        try:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(_run)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"Could not migrate the database at {self.url_display}: {exc.__class__.__name__}.") from exc
+        _LOGGER.info("database at %s migrated to %s", self.url_display, revision)
+
+    async def downgrade(self, revision: str) -> None:
+        """Revert migrations down to ``revision`` (``base`` for an empty database)."""
+
+        def _run(connection: Connection) -> None:
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = connection
+            command.downgrade(cfg, revision)
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_run)
+
+    async def migration_state(self) -> MigrationState:
+        """The applied revision and the newest one shipped."""
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        if head is None:  # pragma: no cover - the package always ships migrations
+            raise StorageError("No migrations are shipped with this installation.")
+
+        def _current(connection: Connection) -> str | None:
+            return MigrationContext.configure(connection).get_current_revision()
+
+        try:
+            async with self.engine.connect() as conn:
+                current = await conn.run_sync(_current)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"Could not reach the database at {self.url_display}: {exc.__class__.__name__}.") from exc
+        return MigrationState(current, head)
+
+    async def ping(self) -> None:
+        """Raise :class:`StorageError` unless the database answers."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"Could not reach the database at {self.url_display}: {exc.__class__.__name__}.") from exc
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,294 @@
+"""Database tables.
+
+Discord snowflakes are ``BigInteger``.  JSON columns hold the exact payloads that produced a row (the messages
+sent to a model, job metrics), so every training example can be traced back to its origin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "BotReply",
+    "Correction",
+    "Dataset",
+    "DatasetExample",
+    "Feedback",
+    "GuildSettings",
+    "JobEvent",
+    "RegisteredModel",
+    "TrainingJob",
+    "Transcript",
+    "utcnow",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use hypotez.storage.models.utcnow()")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints the same everywhere."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this mapping as is
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        dt.datetime: UTCDateTime(),
+    }
+
+
+Snowflake = BigInteger
+
+
+class GuildSettings(Base):
+    """Per-guild (``channel_id == 0``) or per-channel settings: active model, system prompt, role grants."""
+
+    __tablename__ = "guild_settings"
+
+    guild_id: Mapped[int] = mapped_column(Snowflake, primary_key=True)
+    channel_id: Mapped[int] = mapped_column(Snowflake, primary_key=True, default=0)
+    active_model: Mapped[str | None] = mapped_column(String(200))
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    capability_roles: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class BotReply(Base):
+    """One answer the bot gave, with the exact conversation that produced it."""
+
+    __tablename__ = "bot_replies"
+    __table_args__ = (Index("ix_bot_replies_channel_author", "channel_id", "author_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int | None] = mapped_column(Snowflake)
+    channel_id: Mapped[int] = mapped_column(Snowflake)
+    message_id: Mapped[int | None] = mapped_column(Snowflake, unique=True)
+    #: Every Discord message the reply was split across, in order (the first is ``message_id``).
+    message_ids: Mapped[list[Any]] = mapped_column(default=list)
+    interaction_id: Mapped[int | None] = mapped_column(Snowflake)
+    author_id: Mapped[int] = mapped_column(Snowflake)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("bot_replies.id", ondelete="SET NULL"))
+    backend: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(200))
+    prompt_messages: Mapped[list[Any]] = mapped_column()
+    content: Mapped[str] = mapped_column(Text)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Correction(Base):
+    """A member's corrected version of a reply; one per (reply, author)."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (UniqueConstraint("reply_id", "author_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reply_id: Mapped[int] = mapped_column(ForeignKey("bot_replies.id", ondelete="CASCADE"), index=True)
+    guild_id: Mapped[int | None] = mapped_column(Snowflake)
+    channel_id: Mapped[int] = mapped_column(Snowflake)
+    author_id: Mapped[int] = mapped_column(Snowflake)
+    context: Mapped[list[Any]] = mapped_column()
+    original_text: Mapped[str] = mapped_column(Text)
+    corrected_text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(30), default="modal")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Feedback(Base):
+    """A rating of a reply (thumbs: -1/+1) or general feedback (1-5 with text)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_guild_created", "guild_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("bot_replies.id", ondelete="SET NULL"))
+    guild_id: Mapped[int | None] = mapped_column(Snowflake)
+    channel_id: Mapped[int | None] = mapped_column(Snowflake)
+    author_id: Mapped[int] = mapped_column(Snowflake)
+    kind: Mapped[str] = mapped_column(String(20))  # "thumbs" | "rating"
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Dataset(Base):
+    """A named, versioned set of training examples."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("guild_id", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(Snowflake, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(Snowflake)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    archived_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class DatasetExample(Base):
+    """One example: a chat (``messages``) or a preference pair (``messages`` + preferred/rejected)."""
+
+    __tablename__ = "dataset_examples"
+    __table_args__ = (UniqueConstraint("dataset_id", "content_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "chat" | "preference"
+    label: Mapped[str] = mapped_column(String(10), default="positive")  # "positive" | "negative"
+    origin: Mapped[str] = mapped_column(String(20))  # upload | directory | correction | feedback
+    source_ref: Mapped[str | None] = mapped_column(String(300))
+    messages: Mapped[list[Any]] = mapped_column()
+    preferred: Mapped[str | None] = mapped_column(Text)
+    rejected: Mapped[str | None] = mapped_column(Text)
+    token_count: Mapped[int] = mapped_column(Integer, default=0)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TrainingJob(Base):
+    """A fine-tuning job, persisted so it is polled and resumed across restarts."""
+
+    __tablename__ = "training_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int | None] = mapped_column(Snowflake)
+    requested_by: Mapped[int] = mapped_column(Snowflake)
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    trainer: Mapped[str] = mapped_column(String(30))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(30), default="pending", index=True)
+    method: Mapped[str] = mapped_column(String(20), default="supervised")
+    base_model: Mapped[str] = mapped_column(String(300))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result_model: Mapped[str | None] = mapped_column(String(300))
+    error: Mapped[str | None] = mapped_column(Text)
+    status_channel_id: Mapped[int | None] = mapped_column(Snowflake)
+    status_message_id: Mapped[int | None] = mapped_column(Snowflake)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class JobEvent(Base):
+    """An event or metrics record of a training job."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (UniqueConstraint("job_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(10), default="info")
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RegisteredModel(Base):
+    """A chat model the bot can switch to: a base model or the result of a training job."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("guild_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(Snowflake, default=0)
+    name: Mapped[str] = mapped_column(String(300))
+    backend: Mapped[str] = mapped_column(String(30))  # "openai" | "local"
+    origin: Mapped[str] = mapped_column(String(30))  # "base" | "fine-tune"
+    base_model: Mapped[str | None] = mapped_column(String(300))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("training_jobs.id", ondelete="SET NULL"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    path: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Transcript(Base):
+    """A transcription of an audio attachment or voice message."""
+
+    __tablename__ = "transcripts"
+    __table_args__ = (UniqueConstraint("message_id", "attachment_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int | None] = mapped_column(Snowflake)
+    channel_id: Mapped[int | None] = mapped_column(Snowflake)
+    message_id: Mapped[int | None] = mapped_column(Snowflake)
+    attachment_id: Mapped[int | None] = mapped_column(Snowflake)
+    author_id: Mapped[int | None] = mapped_column(Snowflake)
+    language: Mapped[str | None] = mapped_column(String(10))
+    text: Mapped[str] = mapped_column(Text)
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    model: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who did what: model switches, dataset and file operations, training jobs."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_guild_created", "guild_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int | None] = mapped_column(Snowflake)
+    actor_id: Mapped[int | None] = mapped_column(Snowflake)
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str | None] = mapped_column(String(300))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
