@@ -1,0 +1,219 @@
+"""Builds the bot: a hikari app (gateway or HTTP interactions), the lightbulb and miru clients, the services
+registered with lightbulb's dependency injection, the error handler, and every plugin."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import hikari
+import lightbulb
+import miru
+
+import hypotez.plugins
+from hypotez.config import Settings
+from hypotez.errors import ConfigError, HypotezError
+from hypotez.ml.chat import ChatBackend, OpenAICompatibleBackend
+from hypotez.permissions import Caller, resolve_caller
+from hypotez.storage import Database
+from hypotez.storage.repositories import AuditLog, GuildSettingsRepository
+from hypotez.voice.stt import Transcriber
+
+__all__ = ["Hypotez", "Services", "assemble", "build_bot", "describe_error", "plugin_modules"]
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Gateway intents: guild messages + MESSAGE_CONTENT to read voice messages and replies to the bot,
+#: voice states to join voice channels.
+INTENTS = (
+    hikari.Intents.GUILDS
+    | hikari.Intents.GUILD_MESSAGES
+    | hikari.Intents.DM_MESSAGES
+    | hikari.Intents.MESSAGE_CONTENT
+    | hikari.Intents.GUILD_VOICE_STATES
+)
+
+
+@dataclass
+class Services:
+    """Everything plugins use, opened once per process and closed on shutdown."""
+
+    settings: Settings
+    db: Database
+    chat: ChatBackend
+    transcriber: Transcriber
+    guild_settings: GuildSettingsRepository = field(init=False)
+    audit: AuditLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.guild_settings = GuildSettingsRepository(self.db)
+        self.audit = AuditLog(self.db)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, chat: ChatBackend | None = None) -> Services:
+        return cls(
+            settings=settings,
+            db=Database(settings.resolved_database_url),
+            chat=chat or OpenAICompatibleBackend.from_settings(settings),
+            transcriber=Transcriber.from_settings(settings),
+        )
+
+    async def close(self) -> None:
+        await self.chat.close()
+        await self.db.close()
+
+
+@dataclass
+class Hypotez:
+    """The assembled application."""
+
+    bot: hikari.GatewayBot | hikari.RESTBot
+    client: lightbulb.Client
+    miru: miru.Client
+    services: Services
+
+
+def build_bot(settings: Settings, *, http: bool = False, rest_url: str | None = None) -> hikari.GatewayBot | hikari.RESTBot:
+    """A :class:`hikari.GatewayBot`, or a :class:`hikari.RESTBot` for HTTP interactions mode."""
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+        raise ConfigError(
+            "No Discord bot token is set: put it in HYPOTEZ_DISCORD_TOKEN (the environment or .env); "
+            "get one from the Bot page of your application at https://discord.com/developers/applications.",
+            setting="HYPOTEZ_DISCORD_TOKEN",
+        )
+    token = settings.discord_token.get_secret_value().strip()
+    if http:
+        if not settings.discord_public_key:
+            raise ConfigError(
+                "HTTP interactions mode needs the application's public key in HYPOTEZ_DISCORD_PUBLIC_KEY "
+                "(General Information page of your application).",
+                setting="HYPOTEZ_DISCORD_PUBLIC_KEY",
+            )
+        return hikari.RESTBot(
+            token,
+            hikari.TokenType.BOT,
+            public_key=settings.discord_public_key,
+            rest_url=rest_url,
+            banner=None,
+        )
+    return hikari.GatewayBot(token, intents=INTENTS, banner=None, rest_url=rest_url)
+
+
+def describe_error(exc: BaseException, *, where: str) -> str:
+    """The reply for a failed interaction: a domain error's own message, or a reference id for anything else."""
+    domain = _find_domain_error(exc)
+    if domain is not None:
+        return domain.user_message
+    ref = secrets.token_hex(4)
+    _LOGGER.error("unexpected error [ref %s] in %s", ref, where, exc_info=exc)
+    return f"Something went wrong on our side. If it keeps happening, tell an administrator the reference `{ref}`."
+
+
+def _find_domain_error(exc: BaseException) -> HypotezError | None:
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, HypotezError):
+            return current
+        if isinstance(current, lightbulb.exceptions.ExecutionPipelineFailedException):
+            stack.extend(current.causes)
+        if current.__cause__ is not None:
+            stack.append(current.__cause__)
+    return None
+
+
+async def _handle_command_error(exc: lightbulb.exceptions.ExecutionPipelineFailedException) -> bool:
+    ctx = exc.context
+    message = describe_error(exc, where=f"/{ctx.command_data.qualified_name}")
+    try:
+        await ctx.respond(message, ephemeral=True)
+    except hikari.HikariError:
+        _LOGGER.warning("could not tell the user about an error in /%s", ctx.command_data.qualified_name)
+    return True
+
+
+def plugin_modules() -> list[str]:
+    """Import paths of every plugin module (``hypotez/plugins/*.py`` not starting with ``_``)."""
+    return sorted(
+        f"{hypotez.plugins.__name__}.{info.name}"
+        for info in pkgutil.iter_modules(hypotez.plugins.__path__)
+        if not info.name.startswith("_")
+    )
+
+
+async def load_plugins(client: lightbulb.Client) -> list[str]:
+    """Load every plugin; unlike lightbulb's loader, a broken plugin stops start-up instead of being logged."""
+    loaded: list[str] = []
+    for path in plugin_modules():
+        module = importlib.import_module(path)
+        loader = getattr(module, "loader", None)
+        if not isinstance(loader, lightbulb.Loader):
+            raise TypeError(f"plugin {path} has no `loader = lightbulb.Loader()`")
+        await loader.add_to_client(client)
+        loaded.append(path)
+    return loaded
+
+
+async def assemble(
+    bot: hikari.GatewayBot | hikari.RESTBot,
+    services: Services,
+    *,
+    sync_commands: bool = True,
+    migrate: bool = True,
+) -> Hypotez:
+    """Wire services, clients and plugins onto ``bot``; start-up and shutdown hooks included."""
+    settings = services.settings
+    client = lightbulb.client_from_app(
+        bot, default_enabled_guilds=settings.command_guilds, sync_commands=sync_commands
+    )
+    if isinstance(bot, hikari.RESTBot):
+        # lightbulb claims the component and modal listeners on an interaction server; miru handles those.
+        bot.interaction_server.set_listener(hikari.ComponentInteraction, None)
+        bot.interaction_server.set_listener(hikari.ModalInteraction, None)
+    components = miru.Client(bot)
+    app = Hypotez(bot=bot, client=client, miru=components, services=services)
+
+    registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
+    registry.register_value(Settings, settings)
+    registry.register_value(Services, services)
+    registry.register_value(Hypotez, app)
+    registry.register_value(Database, services.db)
+    registry.register_value(ChatBackend, services.chat)
+    registry.register_value(Transcriber, services.transcriber)
+    registry.register_value(GuildSettingsRepository, services.guild_settings)
+    registry.register_value(AuditLog, services.audit)
+    registry.register_value(miru.Client, components)
+
+    async def _caller(ctx: lightbulb.Context) -> Caller:
+        return await resolve_caller(ctx.interaction, settings, services.guild_settings)
+
+    client.di.registry_for(lightbulb.di.Contexts.COMMAND).register_factory(Caller, _caller)
+    client.error_handler(_handle_command_error)
+
+    loaded = await load_plugins(client)
+    _LOGGER.info("loaded %d plugins: %s", len(loaded), ", ".join(p.rsplit(".", 1)[-1] for p in loaded))
+
+    async def _start(*_: Any) -> None:
+        if migrate:
+            await services.db.upgrade()
+        await client.start()
+
+    async def _stop(*_: Any) -> None:
+        await client.stop()
+        await services.close()
+
+    if isinstance(bot, hikari.RESTBot):
+        bot.add_startup_callback(_start)
+        bot.add_shutdown_callback(_stop)
+    else:
+        bot.subscribe(hikari.StartedEvent, _start)
+        bot.subscribe(hikari.StoppedEvent, _stop)
+    return app

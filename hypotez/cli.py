@@ -1,0 +1,101 @@
+"""The ``hypotez`` command: run the bot, check the installation, manage the database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import hypotez
+from hypotez.config import Settings, load_settings
+from hypotez.errors import HypotezError
+from hypotez.logs import configure_logging
+
+__all__ = ["main"]
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [settings.discord_token, settings.openai_api_key, settings.database_url]
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hypotez", description="A Discord bot that trains the model it talks with.")
+    parser.add_argument("--version", action="version", version=f"hypotez {hypotez.__version__}")
+    parser.add_argument("--config", type=Path, help="TOML settings file (default: $HYPOTEZ_CONFIG or ./hypotez.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the bot (gateway by default)")
+    run.add_argument("--http", action="store_true", help="HTTP interactions mode (hikari.RESTBot) instead of the gateway")
+    run.add_argument("--host", help="HTTP mode: address to listen on (default HYPOTEZ_HTTP_HOST)")
+    run.add_argument("--port", type=int, help="HTTP mode: port to listen on (default HYPOTEZ_HTTP_PORT)")
+
+    doctor = sub.add_parser("doctor", help="check settings, database, models and tools")
+    doctor.add_argument("--skip", action="append", default=[], metavar="CHECK",
+                        help="skip a check (config, data_dir, database, whisper, tools, chat); repeatable")
+
+    db = sub.add_parser("db", help="database migrations")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply every pending migration")
+    db_sub.add_parser("current", help="show the applied and the newest migration")
+    return parser
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    import hikari
+
+    from hypotez.app import Services, assemble, build_bot
+
+    bot = build_bot(settings, http=args.http)
+    services = Services.from_settings(settings)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(assemble(bot, services))
+    if isinstance(bot, hikari.RESTBot):
+        bot.run(host=args.host or settings.http_host, port=args.port or settings.http_port)
+    else:
+        bot.run()
+    return 0
+
+
+async def _doctor(settings: Settings, skip: Sequence[str]) -> int:
+    from hypotez.doctor import run_checks
+
+    results = await run_checks(settings, skip=frozenset(skip))
+    for result in results:
+        print(result.line())
+    return 0 if all(r.ok for r in results) else 1
+
+
+async def _db(settings: Settings, command: str) -> int:
+    from hypotez.storage import Database
+
+    db = Database(settings.resolved_database_url)
+    try:
+        if command == "upgrade":
+            await db.upgrade()
+        state = await db.migration_state()
+        print(f"{db.url_display}: at {state.current or 'nothing'}, newest {state.head}")
+    finally:
+        await db.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging(settings.log_level, _secrets(settings))
+        if args.command == "run":
+            return _run(settings, args)
+        if args.command == "doctor":
+            return asyncio.run(_doctor(settings, [s.replace("-", "_") for s in args.skip]))
+        return asyncio.run(_db(settings, args.db_command))
+    except HypotezError as exc:
+        print(f"hypotez: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
