@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypotez.config import Settings, load_settings
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "hypotez.example.toml"
+
+
+def test_example_config_loads_and_matches_the_defaults() -> None:
+    example = load_settings(EXAMPLE)
+    defaults = Settings()
+    for name in Settings.model_fields:
+        assert getattr(example, name) == getattr(defaults, name), name
+
+
+def test_example_config_documents_every_setting() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for name in Settings.model_fields:
+        assert name in text, f"{name} is missing from hypotez.example.toml"
