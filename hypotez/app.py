@@ -77,7 +77,9 @@ class Hypotez:
     services: Services
 
 
-def build_bot(settings: Settings, *, http: bool = False, rest_url: str | None = None) -> hikari.GatewayBot | hikari.RESTBot:
+def build_bot(
+    settings: Settings, *, http: bool = False, rest_url: str | None = None
+) -> hikari.GatewayBot | hikari.RESTBot:
     """A :class:`hikari.GatewayBot`, or a :class:`hikari.RESTBot` for HTTP interactions mode."""
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         raise ConfigError(
@@ -171,9 +173,7 @@ async def assemble(
 ) -> Hypotez:
     """Wire services, clients and plugins onto ``bot``; start-up and shutdown hooks included."""
     settings = services.settings
-    client = lightbulb.client_from_app(
-        bot, default_enabled_guilds=settings.command_guilds, sync_commands=sync_commands
-    )
+    client = lightbulb.client_from_app(bot, default_enabled_guilds=settings.command_guilds, sync_commands=sync_commands)
     if isinstance(bot, hikari.RESTBot):
         # lightbulb claims the component and modal listeners on an interaction server; miru handles those.
         bot.interaction_server.set_listener(hikari.ComponentInteraction, None)

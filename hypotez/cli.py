@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hypotez
 from hypotez.config import Settings, load_settings
 from hypotez.errors import HypotezError
 from hypotez.logs import configure_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["main"]
 
@@ -28,13 +31,20 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the bot (gateway by default)")
-    run.add_argument("--http", action="store_true", help="HTTP interactions mode (hikari.RESTBot) instead of the gateway")
+    run.add_argument(
+        "--http", action="store_true", help="HTTP interactions mode (hikari.RESTBot) instead of the gateway"
+    )
     run.add_argument("--host", help="HTTP mode: address to listen on (default HYPOTEZ_HTTP_HOST)")
     run.add_argument("--port", type=int, help="HTTP mode: port to listen on (default HYPOTEZ_HTTP_PORT)")
 
     doctor = sub.add_parser("doctor", help="check settings, database, models and tools")
-    doctor.add_argument("--skip", action="append", default=[], metavar="CHECK",
-                        help="skip a check (config, data_dir, database, whisper, tools, chat); repeatable")
+    doctor.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="CHECK",
+        help="skip a check (config, data_dir, database, whisper, tools, chat); repeatable",
+    )
 
     db = sub.add_parser("db", help="database migrations")
     db_sub = db.add_subparsers(dest="db_command", required=True)

@@ -18,8 +18,8 @@ from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
-    SettingsError,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 from sqlalchemy.engine import make_url
@@ -54,7 +54,7 @@ class GuildPermissions(BaseSettings):
 
     model_config = SettingsConfigDict(extra="forbid")
 
-    roles: dict[Capability, list[int]] = Field(default_factory=dict)
+    roles: dict[Capability, list[int]] = Field(default_factory=dict[Capability, list[int]])
 
 
 class Settings(BaseSettings):
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     # Discord
     discord_token: SecretStr | None = None
     discord_public_key: str | None = None
-    command_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    command_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list[int])
     http_host: str = "0.0.0.0"  # noqa: S104 - HTTP interactions mode serves Discord from outside
     http_port: int = 8080
 
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     voice_transport: Literal["none", "hikari-wave", "lavalink"] = "hikari-wave"
 
     # Permissions: guild id -> capability -> role ids
-    permissions: dict[int, GuildPermissions] = Field(default_factory=dict)
+    permissions: dict[int, GuildPermissions] = Field(default_factory=dict[int, GuildPermissions])
 
     log_level: str = "INFO"
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from hypotez.config import Settings
 from hypotez.errors import HypotezError
 from hypotez.ml.chat import OpenAICompatibleBackend
 from hypotez.storage import Database
 from hypotez.voice.stt import Transcriber
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from hypotez.config import Settings
 
 __all__ = ["CheckResult", "run_checks"]
 
@@ -58,10 +62,14 @@ async def _database(settings: Settings) -> CheckResult:
         return CheckResult("database", True, f"{db.url_display} at migration {state.current}")
     if state.current is None:
         return CheckResult(
-            "database", True, f"{db.url_display} reachable, not migrated yet (applied at start-up or by `hypotez db upgrade`)"
+            "database",
+            True,
+            f"{db.url_display} reachable, not migrated yet (applied at start-up or by `hypotez db upgrade`)",
         )
     return CheckResult(
-        "database", True, f"{db.url_display} at {state.current}; {state.head} is applied at start-up or by `hypotez db upgrade`"
+        "database",
+        True,
+        f"{db.url_display} at {state.current}; {state.head} is applied at start-up or by `hypotez db upgrade`",
     )
 
 
@@ -77,7 +85,9 @@ async def _whisper(settings: Settings) -> CheckResult:
 async def _tools(_: Settings) -> CheckResult:
     missing = [tool for tool in ("ffmpeg", "espeak-ng") if shutil.which(tool) is None]
     if missing:
-        return CheckResult("audio tools", False, f"not found on PATH: {', '.join(missing)} (install them with your package manager)")
+        return CheckResult(
+            "audio tools", False, f"not found on PATH: {', '.join(missing)} (install them with your package manager)"
+        )
     return CheckResult("audio tools", True, "ffmpeg and espeak-ng found")
 
 

@@ -76,8 +76,7 @@ class PermissionDeniedError(HypotezError):
 
     def __init__(self, capability: str, message: str | None = None) -> None:
         super().__init__(
-            message
-            or f"You need the `{capability}` capability for this. Ask a server administrator to grant it."
+            message or f"You need the `{capability}` capability for this. Ask a server administrator to grant it."
         )
         self.capability = capability
 

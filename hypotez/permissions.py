@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import hikari
 
 from hypotez.config import OPEN_BY_DEFAULT, Capability, Settings
 from hypotez.errors import PermissionDeniedError
-from hypotez.storage.repositories import GuildSettingsRepository
+
+if TYPE_CHECKING:
+    from hypotez.storage.repositories import GuildSettingsRepository
 
 __all__ = ["Caller", "has_capability", "resolve_caller"]
 

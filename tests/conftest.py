@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
@@ -15,18 +14,21 @@ from sqlalchemy.engine import make_url
 from hypotez.config import Settings, load_settings
 from hypotez.storage import Database
 
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
 PG_URL = os.environ.get("HYPOTEZ_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's own settings."""
     for key in list(os.environ):
         if key.startswith("HYPOTEZ_") and key != "HYPOTEZ_TEST_DATABASE_URL":
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
-    yield
 
 
 async def _fresh_postgres_database() -> tuple[str, str]:

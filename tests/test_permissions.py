@@ -25,9 +25,7 @@ from hypotez.permissions import Caller, has_capability
 def test_has_capability(
     capability: Capability, admin: bool, roles: set[int], grants: dict[str, list[int]], expected: bool
 ) -> None:
-    assert (
-        has_capability(capability, in_guild=True, is_admin=admin, member_roles=roles, grants=grants) is expected
-    )
+    assert has_capability(capability, in_guild=True, is_admin=admin, member_roles=roles, grants=grants) is expected
 
 
 def test_direct_messages_only_have_open_capabilities() -> None:

@@ -81,7 +81,9 @@ class ChatBackend(Protocol):
     async def close(self) -> None: ...
 
 
-def backend_error_from_openai(exc: openai.OpenAIError, *, backend: str, model: str | None = None) -> BackendError | NotFoundError:
+def backend_error_from_openai(  # noqa: PLR0911 - one return per SDK error class
+    exc: openai.OpenAIError, *, backend: str, model: str | None = None
+) -> BackendError | NotFoundError:
     """Translate an SDK error into a plain-language hypotez error (never echoing keys or bodies)."""
     if isinstance(exc, openai.APITimeoutError):
         return BackendTimeoutError("The model service did not answer in time. Try again in a moment.", backend=backend)
@@ -98,9 +100,7 @@ def backend_error_from_openai(exc: openai.OpenAIError, *, backend: str, model: s
             "The model service rejected the API key (HYPOTEZ_OPENAI_API_KEY).", backend=backend, status=401
         )
     if isinstance(exc, openai.PermissionDeniedError):
-        return BackendAuthError(
-            "The model service's API key is not allowed to do this.", backend=backend, status=403
-        )
+        return BackendAuthError("The model service's API key is not allowed to do this.", backend=backend, status=403)
     if isinstance(exc, openai.NotFoundError):
         if model is not None:
             return NotFoundError("model", model, f"The model `{model}` is not available on the model service.")
@@ -155,7 +155,8 @@ class OpenAICompatibleBackend:
         on_text: TextCallback | None = None,
     ) -> ChatResult:
         payload: list[ChatCompletionMessageParam] = [
-            {"role": m["role"], "content": m["content"]} for m in messages  # type: ignore[misc]
+            {"role": m["role"], "content": m["content"]}
+            for m in messages  # type: ignore[misc]
         ]
         started = time.perf_counter()
         try:

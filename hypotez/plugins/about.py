@@ -16,7 +16,9 @@ loader = lightbulb.Loader()
 
 
 @loader.command
-class About(lightbulb.SlashCommand, name="about", description="What this bot runs on", hooks=[require(Capability.CHAT)]):
+class About(
+    lightbulb.SlashCommand, name="about", description="What this bot runs on", hooks=[require(Capability.CHAT)]
+):
     @lightbulb.invoke
     async def invoke(
         self,
@@ -30,7 +32,9 @@ class About(lightbulb.SlashCommand, name="about", description="What this bot run
         model = effective.active_model or settings.chat_model
         whisper = settings.whisper_model + (" (loaded)" if transcriber.loaded else "")
         embed = (
-            hikari.Embed(title=f"hypotez {hypotez.__version__}", description="A bot that trains the model it talks with.")
+            hikari.Embed(
+                title=f"hypotez {hypotez.__version__}", description="A bot that trains the model it talks with."
+            )
             .add_field("Chat model", f"`{model}`", inline=True)
             .add_field("Storage", db.dialect, inline=True)
             .add_field("Whisper model", f"`{whisper}`", inline=True)

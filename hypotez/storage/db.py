@@ -77,9 +77,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
-        self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
-            self.engine, expire_on_commit=False
-        )
+        self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> AsyncSession:
         """A new session; use as ``async with db.session() as s``."""
@@ -97,7 +95,9 @@ class Database:
             async with self.engine.begin() as conn:
                 await conn.run_sync(_run)
         except SQLAlchemyError as exc:
-            raise StorageError(f"Could not migrate the database at {self.url_display}: {exc.__class__.__name__}.") from exc
+            raise StorageError(
+                f"Could not migrate the database at {self.url_display}: {exc.__class__.__name__}."
+            ) from exc
         _LOGGER.info("database at %s migrated to %s", self.url_display, revision)
 
     async def downgrade(self, revision: str) -> None:
@@ -124,7 +124,9 @@ class Database:
             async with self.engine.connect() as conn:
                 current = await conn.run_sync(_current)
         except (SQLAlchemyError, OSError) as exc:
-            raise StorageError(f"Could not reach the database at {self.url_display}: {exc.__class__.__name__}.") from exc
+            raise StorageError(
+                f"Could not reach the database at {self.url_display}: {exc.__class__.__name__}."
+            ) from exc
         return MigrationState(current, head)
 
     async def ping(self) -> None:
@@ -133,7 +135,9 @@ class Database:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError) as exc:
-            raise StorageError(f"Could not reach the database at {self.url_display}: {exc.__class__.__name__}.") from exc
+            raise StorageError(
+                f"Could not reach the database at {self.url_display}: {exc.__class__.__name__}."
+            ) from exc
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -84,17 +84,12 @@ class AuditLog:
     ) -> None:
         async with self._db.session() as session, session.begin():
             session.add(
-                AuditEntry(
-                    guild_id=guild_id, actor_id=actor_id, action=action, target=target, details=details or {}
-                )
+                AuditEntry(guild_id=guild_id, actor_id=actor_id, action=action, target=target, details=details or {})
             )
 
     async def recent(self, guild_id: int | None, limit: int = 20) -> list[AuditEntry]:
         async with self._db.session() as session:
             rows = await session.scalars(
-                select(AuditEntry)
-                .where(AuditEntry.guild_id == guild_id)
-                .order_by(AuditEntry.id.desc())
-                .limit(limit)
+                select(AuditEntry).where(AuditEntry.guild_id == guild_id).order_by(AuditEntry.id.desc()).limit(limit)
             )
             return list(rows.all())

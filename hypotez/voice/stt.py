@@ -7,13 +7,14 @@ import io
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hypotez.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
-    from faster_whisper import WhisperModel
+    from pathlib import Path
+
+    from faster_whisper import WhisperModel  # pyright: ignore[reportMissingTypeStubs]
 
     from hypotez.config import Settings
 
@@ -38,9 +39,7 @@ class Transcriber:
     local CTranslate2 model directory (needed where the model hub cannot be reached).
     """
 
-    def __init__(
-        self, model: str, *, device: str = "auto", compute_type: str = "int8", workers: int = 1
-    ) -> None:
+    def __init__(self, model: str, *, device: str = "auto", compute_type: str = "int8", workers: int = 1) -> None:
         self.model_name = model
         self.device = device
         self.compute_type = compute_type
@@ -65,7 +64,7 @@ class Transcriber:
     def _load_sync(self) -> WhisperModel:
         with self._load_lock:
             if self._model is None:
-                from faster_whisper import WhisperModel
+                from faster_whisper import WhisperModel  # pyright: ignore[reportMissingTypeStubs]
 
                 try:
                     self._model = WhisperModel(
@@ -88,7 +87,7 @@ class Transcriber:
         await asyncio.to_thread(self._load_sync)
 
     def _transcribe_sync(self, audio: bytes | Path, language: str | None) -> Transcription:
-        model = self._load_sync()
+        model: Any = self._load_sync()  # faster-whisper's signatures are partly untyped
         source: Any = io.BytesIO(audio) if isinstance(audio, bytes) else str(audio)
         try:
             segments, info = model.transcribe(
