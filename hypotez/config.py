@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     chat_model: str = "gpt-4o-mini"
     chat_timeout: float = 60.0
     chat_context_tokens: int = 6000
+    chat_stream_interval: float = 1.0
 
     # Speech
     whisper_model: str = "small"

@@ -3,20 +3,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
+from hypotez.app import Services, assemble
 from hypotez.config import Settings, load_settings
 from hypotez.storage import Database
+from tests.fakes.botkit import OfflineBot, offline_bot
+from tests.fakes.openai_api import FakeOpenAI
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
     from pathlib import Path
+
+    import hikari
+
+    from hypotez.app import Hypotez as App
+    from tests.fakes.discord_rest import FakeDiscordREST
+    from tests.fakes.interactions import InteractionResult
 
 PG_URL = os.environ.get("HYPOTEZ_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
@@ -98,3 +110,76 @@ def settings(tmp_path: Path) -> Settings:
         chat_model="gpt-4o-mini",
         voice_transport="none",
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The offline bot: hypotez assembled on a real hikari.RESTBot, Discord's and OpenAI's APIs as local stand-ins
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Hypotez:
+    """A running hypotez bot and the stand-ins it talks to."""
+
+    app: App
+    offline: OfflineBot
+    openai: FakeOpenAI
+    settings: Settings
+
+    @property
+    def rest(self) -> FakeDiscordREST:
+        return self.offline.rest
+
+    @property
+    def services(self) -> Services:
+        return self.app.services
+
+    async def send(self, payload: Mapping[str, Any]) -> InteractionResult:
+        """Deliver a signed interaction; the result reads the bot's initial response wherever it was sent."""
+        return await self.offline.client.send(payload)
+
+
+@contextlib.asynccontextmanager
+async def running_hypotez(
+    settings: Settings, openai: FakeOpenAI, *, rest: FakeDiscordREST | None = None
+) -> AsyncIterator[Hypotez]:
+    """Start hypotez on ``settings``; a second call on the same settings is a restart on the same database."""
+    services = Services.from_settings(settings)
+    holder: list[App] = []
+
+    async def setup(bot: hikari.RESTBot) -> None:
+        holder.append(await assemble(bot, services, sync_commands=False))
+
+    async with offline_bot(setup, rest=rest) as offline:
+        yield Hypotez(app=holder[0], offline=offline, openai=openai, settings=settings)
+
+
+@pytest_asyncio.fixture
+async def openai_fake() -> AsyncIterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
+@pytest.fixture
+def bot_settings(settings: Settings, openai_fake: FakeOpenAI, database_url: str) -> Settings:
+    """Settings for the offline bot: the local OpenAI stand-in and the test database."""
+    return settings.model_copy(
+        update={
+            "openai_base_url": openai_fake.base_url,
+            "openai_api_key": SecretStr("sk-test-key-0123456789"),
+            "database_url": SecretStr(database_url),
+            "chat_stream_interval": 0.05,
+            "chat_timeout": 2.0,
+        }
+    )
+
+
+@pytest_asyncio.fixture
+async def hz(bot_settings: Settings, openai_fake: FakeOpenAI) -> AsyncIterator[Hypotez]:
+    """hypotez running offline, on SQLite (and PostgreSQL when configured)."""
+    async with running_hypotez(bot_settings, openai_fake) as running:
+        yield running

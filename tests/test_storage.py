@@ -12,6 +12,7 @@ from hypotez.storage.repositories import AuditLog, GuildSettingsRepository
 EXPECTED_TABLES = {
     "guild_settings",
     "bot_replies",
+    "reply_messages",
     "corrections",
     "feedback",
     "datasets",

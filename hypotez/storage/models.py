@@ -39,6 +39,7 @@ __all__ = [
     "GuildSettings",
     "JobEvent",
     "RegisteredModel",
+    "ReplyMessage",
     "TrainingJob",
     "Transcript",
     "utcnow",
@@ -115,8 +116,6 @@ class BotReply(Base):
     guild_id: Mapped[int | None] = mapped_column(Snowflake)
     channel_id: Mapped[int] = mapped_column(Snowflake)
     message_id: Mapped[int | None] = mapped_column(Snowflake, unique=True)
-    #: Every Discord message the reply was split across, in order (the first is ``message_id``).
-    message_ids: Mapped[list[Any]] = mapped_column(default=list)
     interaction_id: Mapped[int | None] = mapped_column(Snowflake)
     author_id: Mapped[int] = mapped_column(Snowflake)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("bot_replies.id", ondelete="SET NULL"))
@@ -124,10 +123,27 @@ class BotReply(Base):
     model: Mapped[str] = mapped_column(String(200))
     prompt_messages: Mapped[list[Any]] = mapped_column()
     content: Mapped[str] = mapped_column(Text)
+    #: The member's message that this reply answers (the last turn of ``prompt_messages``).
+    user_text: Mapped[str] = mapped_column(Text, default="")
+    #: "messages" when the reply was posted as text, "file" when it was too long and sent as an attachment.
+    delivery: Mapped[str] = mapped_column(String(10), default="messages")
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ReplyMessage(Base):
+    """A Discord message carrying (part of) a reply: long replies are split across several."""
+
+    __tablename__ = "reply_messages"
+
+    message_id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
+    reply_id: Mapped[int] = mapped_column(ForeignKey("bot_replies.id", ondelete="CASCADE"), index=True)
+    part: Mapped[int] = mapped_column(Integer, default=0)
+    #: Offsets of this part's text in the reply's content.
+    start: Mapped[int] = mapped_column(Integer, default=0)
+    end: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Correction(Base):

@@ -2,17 +2,47 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, delete, func, select
 
-from hypotez.storage.models import AuditEntry, GuildSettings
+from hypotez.errors import InvalidInputError
+from hypotez.ml.tokens import estimate_tokens
+from hypotez.storage.models import (
+    AuditEntry,
+    BotReply,
+    Correction,
+    Dataset,
+    DatasetExample,
+    Feedback,
+    GuildSettings,
+    ReplyMessage,
+    utcnow,
+)
 
 if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Sequence
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from hypotez.storage.db import Database
 
-__all__ = ["AuditLog", "EffectiveSettings", "GuildSettingsRepository"]
+__all__ = [
+    "AuditLog",
+    "CorrectionRepository",
+    "EffectiveSettings",
+    "FeedbackRepository",
+    "GuildSettingsRepository",
+    "MessagePart",
+    "ModelFeedbackStats",
+    "ReplyRepository",
+    "content_hash",
+    "examples_from_correction",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +123,339 @@ class AuditLog:
                 select(AuditEntry).where(AuditEntry.guild_id == guild_id).order_by(AuditEntry.id.desc()).limit(limit)
             )
             return list(rows.all())
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePart:
+    """Where one Discord message's text sits in a reply."""
+
+    message_id: int
+    start: int
+    end: int
+
+
+class ReplyRepository:
+    """The bot's replies, the messages that carry them, and the conversations they form."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, reply: BotReply, parts: Sequence[MessagePart]) -> BotReply:
+        """Store a reply that was delivered, with the messages carrying it (the first is ``message_id``)."""
+        async with self._db.session() as session, session.begin():
+            if parts:
+                reply.message_id = parts[0].message_id
+            session.add(reply)
+            await session.flush()
+            for index, part in enumerate(parts):
+                session.add(
+                    ReplyMessage(
+                        message_id=part.message_id, reply_id=reply.id, part=index, start=part.start, end=part.end
+                    )
+                )
+        return reply
+
+    async def get(self, reply_id: int) -> BotReply | None:
+        async with self._db.session() as session:
+            return await session.get(BotReply, reply_id)
+
+    async def by_message(self, message_id: int) -> tuple[BotReply, ReplyMessage] | None:
+        """The reply a Discord message belongs to, and that message's part."""
+        async with self._db.session() as session:
+            row = (
+                await session.execute(
+                    select(BotReply, ReplyMessage)
+                    .join(ReplyMessage, ReplyMessage.reply_id == BotReply.id)
+                    .where(ReplyMessage.message_id == message_id)
+                )
+            ).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def parts(self, reply_id: int) -> list[ReplyMessage]:
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(ReplyMessage).where(ReplyMessage.reply_id == reply_id).order_by(ReplyMessage.part)
+            )
+            return list(rows.all())
+
+    async def thread(self, reply: BotReply, *, limit: int = 50) -> list[BotReply]:
+        """The conversation ending with ``reply``, oldest first (at most ``limit`` replies)."""
+        chain = [reply]
+        async with self._db.session() as session:
+            current = reply
+            while current.parent_id is not None and len(chain) < limit:
+                parent = await session.get(BotReply, current.parent_id)
+                if parent is None:
+                    break
+                chain.append(parent)
+                current = parent
+        chain.reverse()
+        return chain
+
+    async def latest_in_channel(self, channel_id: int) -> BotReply | None:
+        async with self._db.session() as session:
+            return await session.scalar(
+                select(BotReply).where(BotReply.channel_id == channel_id).order_by(BotReply.id.desc()).limit(1)
+            )
+
+    async def recent_for_author(self, channel_id: int, author_id: int, *, limit: int = 25) -> list[BotReply]:
+        """A member's most recent replies in a channel, newest first."""
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(BotReply)
+                .where(BotReply.channel_id == channel_id, BotReply.author_id == author_id)
+                .order_by(BotReply.id.desc())
+                .limit(limit)
+            )
+            return list(rows.all())
+
+
+class CorrectionRepository:
+    """Corrections of replies, and the training examples they yield.
+
+    Each correction keeps two examples in its guild's ``corrections`` dataset: a supervised chat example
+    (the context, then the corrected reply) and a preference pair (preferred: the correction, rejected: the
+    original reply).  A member's second correction of a reply replaces their first, examples included.
+    """
+
+    DATASET = "corrections"
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def upsert(
+        self, reply: BotReply, *, author_id: int, corrected_text: str, source: str
+    ) -> tuple[Correction, bool]:
+        """Store (or replace) ``author_id``'s correction of ``reply``; returns it and whether it is new."""
+        async with self._db.session() as session, session.begin():
+            correction = await session.scalar(
+                select(Correction).where(Correction.reply_id == reply.id, Correction.author_id == author_id)
+            )
+            created = correction is None
+            if correction is None:
+                correction = Correction(
+                    reply_id=reply.id,
+                    guild_id=reply.guild_id,
+                    channel_id=reply.channel_id,
+                    author_id=author_id,
+                    context=list(reply.prompt_messages),
+                    original_text=reply.content,
+                    corrected_text=corrected_text,
+                    source=source,
+                )
+                session.add(correction)
+            else:
+                correction.corrected_text = corrected_text
+                correction.source = source
+                correction.updated_at = utcnow()
+            await session.flush()
+            dataset = await self._corrections_dataset(session, reply.guild_id or 0)
+            await session.execute(
+                delete(DatasetExample).where(
+                    DatasetExample.dataset_id == dataset.id,
+                    DatasetExample.source_ref == f"correction:{correction.id}",
+                )
+            )
+            for example in examples_from_correction(correction):
+                example.dataset_id = dataset.id
+                session.add(example)
+        return correction, created
+
+    async def _corrections_dataset(self, session: AsyncSession, guild_id: int) -> Dataset:
+        dataset = await session.scalar(
+            select(Dataset).where(Dataset.guild_id == guild_id, Dataset.name == self.DATASET).limit(1)
+        )
+        if dataset is None:
+            dataset = Dataset(
+                guild_id=guild_id, name=self.DATASET, description="Examples derived from members' corrections."
+            )
+            session.add(dataset)
+            await session.flush()
+        return dataset
+
+    async def get(self, correction_id: int) -> Correction | None:
+        async with self._db.session() as session:
+            return await session.get(Correction, correction_id)
+
+    async def for_reply(self, reply_id: int) -> list[Correction]:
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(Correction).where(Correction.reply_id == reply_id).order_by(Correction.id)
+            )
+            return list(rows.all())
+
+    async def delete(self, correction_id: int) -> None:
+        """Remove a correction and its examples."""
+        async with self._db.session() as session, session.begin():
+            await session.execute(
+                delete(DatasetExample).where(DatasetExample.source_ref == f"correction:{correction_id}")
+            )
+            await session.execute(delete(Correction).where(Correction.id == correction_id))
+
+    async def examples(self, correction_id: int) -> list[DatasetExample]:
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(DatasetExample)
+                .where(DatasetExample.source_ref == f"correction:{correction_id}")
+                .order_by(DatasetExample.kind)
+            )
+            return list(rows.all())
+
+
+def content_hash(payload: object) -> str:
+    """A stable hash of an example's content, for deduplication."""
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def examples_from_correction(correction: Correction) -> list[DatasetExample]:
+    """The supervised example and the preference pair a correction yields (not yet attached to a dataset)."""
+    context = [dict(m) for m in correction.context]
+    chat = [*context, {"role": "assistant", "content": correction.corrected_text}]
+    ref = f"correction:{correction.id}"
+    return [
+        DatasetExample(
+            kind="chat",
+            label="positive",
+            origin="correction",
+            source_ref=ref,
+            messages=chat,
+            content_hash=content_hash(chat),
+            token_count=estimate_tokens(" ".join(m["content"] for m in chat)),
+        ),
+        DatasetExample(
+            kind="preference",
+            label="positive",
+            origin="correction",
+            source_ref=ref,
+            messages=context,
+            preferred=correction.corrected_text,
+            rejected=correction.original_text,
+            content_hash=content_hash([context, correction.corrected_text, correction.original_text]),
+            token_count=estimate_tokens(
+                " ".join([*(m["content"] for m in context), correction.corrected_text, correction.original_text])
+            ),
+        ),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFeedbackStats:
+    """Ratings of one model's replies over a period."""
+
+    model: str
+    thumbs_up: int
+    thumbs_down: int
+    ratings: int
+    mean_rating: float | None
+    corrections: int
+
+    @property
+    def approval(self) -> float | None:
+        total = self.thumbs_up + self.thumbs_down
+        return self.thumbs_up / total if total else None
+
+
+class FeedbackRepository:
+    """Thumbs on replies and 1-5 ratings with comments."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def rate(self, reply: BotReply, *, author_id: int, up: bool) -> Feedback:
+        """A member's thumb on a reply; pressing again replaces their earlier thumb."""
+        async with self._db.session() as session, session.begin():
+            existing = await session.scalar(
+                select(Feedback).where(
+                    Feedback.reply_id == reply.id, Feedback.author_id == author_id, Feedback.kind == "thumbs"
+                )
+            )
+            if existing is None:
+                existing = Feedback(
+                    reply_id=reply.id,
+                    guild_id=reply.guild_id,
+                    channel_id=reply.channel_id,
+                    author_id=author_id,
+                    kind="thumbs",
+                    model=reply.model,
+                    rating=0,
+                )
+                session.add(existing)
+            existing.rating = 1 if up else -1
+            existing.created_at = utcnow()
+        return existing
+
+    async def add_rating(
+        self,
+        *,
+        author_id: int,
+        guild_id: int | None,
+        channel_id: int | None,
+        rating: int,
+        comment: str | None,
+        reply: BotReply | None,
+    ) -> Feedback:
+        if not 1 <= rating <= 5:
+            raise InvalidInputError("A rating is a whole number from 1 to 5.")
+        async with self._db.session() as session, session.begin():
+            feedback = Feedback(
+                reply_id=reply.id if reply else None,
+                guild_id=guild_id,
+                channel_id=channel_id,
+                author_id=author_id,
+                kind="rating",
+                rating=rating,
+                comment=comment or None,
+                model=reply.model if reply else None,
+            )
+            session.add(feedback)
+        return feedback
+
+    async def for_reply(self, reply_id: int) -> list[Feedback]:
+        async with self._db.session() as session:
+            rows = await session.scalars(select(Feedback).where(Feedback.reply_id == reply_id).order_by(Feedback.id))
+            return list(rows.all())
+
+    async def stats(self, guild_id: int | None, *, since: dt.datetime) -> list[ModelFeedbackStats]:
+        """Counts per model since ``since``: thumbs, 1-5 ratings and corrections."""
+        async with self._db.session() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        Feedback.model,
+                        func.sum(case((and_(Feedback.kind == "thumbs", Feedback.rating > 0), 1), else_=0)),
+                        func.sum(case((and_(Feedback.kind == "thumbs", Feedback.rating < 0), 1), else_=0)),
+                        func.sum(case((Feedback.kind == "rating", 1), else_=0)),
+                        func.avg(case((Feedback.kind == "rating", Feedback.rating), else_=None)),
+                    )
+                    .where(Feedback.guild_id == guild_id, Feedback.created_at >= since, Feedback.model.is_not(None))
+                    .group_by(Feedback.model)
+                )
+            ).all()
+            corrections = dict(
+                (
+                    await session.execute(
+                        select(BotReply.model, func.count(Correction.id))
+                        .join(BotReply, BotReply.id == Correction.reply_id)
+                        .where(Correction.guild_id == guild_id, Correction.created_at >= since)
+                        .group_by(BotReply.model)
+                    )
+                )
+                .tuples()
+                .all()
+            )
+        by_model: dict[str, ModelFeedbackStats] = {}
+        for model, up, down, ratings, mean in rows:
+            if model is None:
+                continue
+            by_model[model] = ModelFeedbackStats(
+                model=model,
+                thumbs_up=int(up or 0),
+                thumbs_down=int(down or 0),
+                ratings=int(ratings or 0),
+                mean_rating=float(mean) if mean is not None else None,
+                corrections=int(corrections.get(model, 0)),
+            )
+        for model, count in corrections.items():
+            if model not in by_model:
+                by_model[model] = ModelFeedbackStats(model, 0, 0, 0, None, int(count))
+        return sorted(by_model.values(), key=lambda s: s.model)

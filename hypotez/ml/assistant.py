@@ -1,0 +1,184 @@
+"""The assistant: which model answers in a channel, what it is sent, and the record of what it said."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hypotez.errors import BackendError, NotFoundError
+from hypotez.ml.conversation import build_messages, turns_from_replies
+from hypotez.storage.models import BotReply, RegisteredModel
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from hypotez.config import Settings
+    from hypotez.ml.chat import ChatBackend, ChatMessage, ChatResult, TextCallback
+    from hypotez.storage.db import Database
+    from hypotez.storage.repositories import GuildSettingsRepository, MessagePart, ReplyRepository
+
+__all__ = ["Assistant", "ChatBackends", "PreparedChat"]
+
+
+class ChatBackends:
+    """Chat backends by name; models registered in the database say which backend serves them."""
+
+    def __init__(self, default: ChatBackend, *others: ChatBackend) -> None:
+        self.default = default
+        self._by_name: dict[str, ChatBackend] = {b.name: b for b in (default, *others)}
+        self._model_cache: tuple[float, list[str]] | None = None
+
+    def register(self, backend: ChatBackend) -> None:
+        self._by_name[backend.name] = backend
+
+    def get(self, name: str) -> ChatBackend:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise NotFoundError("chat backend", name) from None
+
+    async def backend_models(self, *, max_age: float = 60.0) -> list[str]:
+        """The default backend's models, cached for ``max_age`` seconds (autocomplete asks often)."""
+        now = time.monotonic()
+        if self._model_cache is not None and now - self._model_cache[0] < max_age:
+            return self._model_cache[1]
+        models = await self.default.list_models()
+        self._model_cache = (now, models)
+        return models
+
+    async def close(self) -> None:
+        for backend in self._by_name.values():
+            await backend.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedChat:
+    """Everything needed to ask the model, decided before asking."""
+
+    backend: ChatBackend
+    model: str
+    messages: list[ChatMessage]
+    user_text: str
+    parent: BotReply | None = None
+    guild_id: int | None = None
+    channel_id: int = 0
+    author_id: int = 0
+    extra: dict[str, str] = field(default_factory=dict[str, str])
+
+
+class Assistant:
+    """Answers members with the model in force where they ask."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        backends: ChatBackends,
+        guild_settings: GuildSettingsRepository,
+        replies: ReplyRepository,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self.backends = backends
+        self._guild_settings = guild_settings
+        self._replies = replies
+
+    async def active_model(self, guild_id: int | None, channel_id: int) -> str:
+        """The channel's model, else the guild's, else the configured default."""
+        effective = await self._guild_settings.effective(guild_id, channel_id)
+        return effective.active_model or self._settings.chat_model
+
+    async def registered_models(self, guild_id: int | None) -> list[RegisteredModel]:
+        from sqlalchemy import or_, select
+
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(RegisteredModel)
+                .where(or_(RegisteredModel.guild_id == (guild_id or 0), RegisteredModel.guild_id == 0))
+                .order_by(RegisteredModel.name)
+            )
+            return list(rows.all())
+
+    async def backend_for(self, guild_id: int | None, model: str) -> ChatBackend:
+        for registered in await self.registered_models(guild_id):
+            if registered.name == model:
+                return self.backends.get(registered.backend)
+        return self.backends.default
+
+    async def model_choices(self, guild_id: int | None) -> list[str]:
+        """Models a member can pick: the guild's trained models first, then the backend's."""
+        trained = [m.name for m in await self.registered_models(guild_id)]
+        try:
+            served = await self.backends.backend_models()
+        except BackendError:
+            served = []
+        return list(dict.fromkeys([*trained, *served]))
+
+    async def prepare(
+        self,
+        user_text: str,
+        *,
+        guild_id: int | None,
+        channel_id: int,
+        author_id: int,
+        parent: BotReply | None = None,
+        model: str | None = None,
+    ) -> PreparedChat:
+        """Pick the model and build the messages: system prompt, earlier turns within budget, the new one."""
+        effective = await self._guild_settings.effective(guild_id, channel_id)
+        chosen = model or effective.active_model or self._settings.chat_model
+        history = turns_from_replies(await self._replies.thread(parent)) if parent is not None else []
+        messages = build_messages(
+            user_text,
+            history=history,
+            system_prompt=effective.system_prompt,
+            budget=self._settings.chat_context_tokens,
+        )
+        return PreparedChat(
+            backend=await self.backend_for(guild_id, chosen),
+            model=chosen,
+            messages=messages,
+            user_text=user_text,
+            parent=parent,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            author_id=author_id,
+        )
+
+    async def answer(self, prepared: PreparedChat, *, on_text: TextCallback | None = None) -> ChatResult:
+        """Ask the model; streams into ``on_text`` when given.  An empty answer is an error, not a reply."""
+        result = await prepared.backend.complete(
+            prepared.messages, prepared.model, stream=on_text is not None, on_text=on_text
+        )
+        if not result.content.strip():
+            raise BackendError("The model returned an empty reply. Try rephrasing, or another model.")
+        return result
+
+    async def record(
+        self,
+        prepared: PreparedChat,
+        result: ChatResult,
+        parts: Sequence[MessagePart],
+        *,
+        interaction_id: int | None = None,
+        delivery: str = "messages",
+    ) -> BotReply:
+        """Store a delivered reply with the exact messages that produced it."""
+        reply = BotReply(
+            guild_id=prepared.guild_id,
+            channel_id=prepared.channel_id,
+            interaction_id=interaction_id,
+            author_id=prepared.author_id,
+            parent_id=prepared.parent.id if prepared.parent is not None else None,
+            backend=prepared.backend.name,
+            model=prepared.model,
+            prompt_messages=[dict(m) for m in prepared.messages],
+            user_text=prepared.user_text,
+            content=result.content,
+            delivery=delivery,
+            latency_ms=result.latency_ms,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+        )
+        return await self._replies.add(reply, parts)

@@ -1,0 +1,124 @@
+"""The bot's plumbing through real interactions: signatures, plugins, the error handler, capability checks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import lightbulb
+import pytest
+
+from hypotez.app import load_plugins, plugin_modules
+from hypotez.errors import StorageError
+from hypotez.storage.repositories import GuildSettingsRepository
+from tests.fakes.interactions import (
+    ADMIN_MEMBER,
+    DEFAULT_USER,
+    GUILD_ID,
+    member_payload,
+    ping,
+    slash,
+)
+
+if TYPE_CHECKING:
+    from tests.conftest import Hypotez
+
+
+@pytest.mark.asyncio
+async def test_ping_is_answered_and_bad_signatures_are_rejected(hz: Hypotez) -> None:
+    pong = await hz.send(ping())
+    assert pong.status == 200
+    assert pong.response == {"type": 1}
+
+    body = json.dumps(slash("about")).encode()
+    timestamp = str(int(time.time()))
+    good = hz.offline.client.sign(body, timestamp)
+    tampered = ("0" if good[0] != "0" else "1") + good[1:]
+    rejected = await hz.offline.client.send_raw(body, tampered, timestamp)
+    assert rejected.status == 400
+    # A body altered after signing is rejected too, and nothing reached the REST API.
+    altered = await hz.offline.client.send_raw(body.replace(b"about", b"abouT"), good, timestamp)
+    assert altered.status == 400
+    assert hz.rest.calls_to("POST", "/callback") == []
+
+
+def test_every_plugin_is_discovered() -> None:
+    modules = plugin_modules()
+    assert "hypotez.plugins.about" in modules
+    assert not any(m.rsplit(".", 1)[-1].startswith("_") for m in modules)
+
+
+@pytest.mark.asyncio
+async def test_every_plugin_loads_its_commands(hz: Hypotez) -> None:
+    # assemble() loaded every plugin, failing loudly on any error: each module's loader added commands.
+    import importlib
+
+    registered = set(hz.app.client.registered_commands)
+    for path in plugin_modules():
+        loader = importlib.import_module(path).loader
+        assert isinstance(loader, lightbulb.Loader)
+        commands = [item._command for item in loader._loadables if hasattr(item, "_command")]  # type: ignore[attr-defined]
+        assert commands, f"{path} registers no command"
+        assert set(commands) <= registered, path
+
+
+@pytest.mark.asyncio
+async def test_a_broken_plugin_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hikari
+
+    monkeypatch.setattr("hypotez.app.plugin_modules", lambda: ["hypotez.plugins.about", "hypotez.plugins.nope"])
+    bot = hikari.RESTBot("t", "Bot", public_key="00" * 32, banner=None, suppress_optimization_warning=True, logs=None)
+    client = lightbulb.client_from_app(bot, sync_commands=False)
+    with pytest.raises(ModuleNotFoundError, match=r"hypotez\.plugins\.nope"):
+        await load_plugins(client)
+
+
+@pytest.mark.asyncio
+async def test_domain_error_becomes_a_plain_ephemeral_reply(hz: Hypotez, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*_: object, **__: object) -> None:
+        raise StorageError("The database is being upgraded; try again in a minute.")
+
+    monkeypatch.setattr(GuildSettingsRepository, "effective", broken)
+    result = await hz.send(slash("about", user=ADMIN_MEMBER))
+    assert result.ephemeral
+    assert result.content == "The database is being upgraded; try again in a minute."
+
+
+@pytest.mark.asyncio
+async def test_unexpected_error_is_logged_with_a_reference(
+    hz: Hypotez, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("internal detail the user must not see")
+
+    monkeypatch.setattr(GuildSettingsRepository, "effective", broken)
+    with caplog.at_level(logging.ERROR, logger="hypotez.app"):
+        result = await hz.send(slash("about", user=ADMIN_MEMBER))
+    assert result.ephemeral
+    assert result.content is not None
+    assert "internal detail" not in result.content
+    ref = result.content.split("`")[1]
+    assert len(ref) == 8
+    logged = [r for r in caplog.records if ref in r.getMessage()]
+    assert logged, "the reference id must be in the log"
+    assert logged[0].exc_info is not None
+    assert "internal detail the user must not see" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_capability_check_refuses_and_allows(hz: Hypotez) -> None:
+    chatters_role = 1_100_000_000_000_000_777
+    await hz.services.guild_settings.update(GUILD_ID, capability_roles={"chat": [chatters_role]})
+
+    refused = await hz.send(slash("about", user=member_payload(DEFAULT_USER, roles=[])))
+    assert refused.ephemeral
+    assert refused.content is not None
+    assert "`chat` capability" in refused.content
+    assert not refused.embeds
+
+    allowed = await hz.send(slash("about", user=member_payload(DEFAULT_USER, roles=[chatters_role])))
+    assert allowed.embeds
+    admin = await hz.send(slash("about", user=ADMIN_MEMBER))
+    assert admin.embeds
