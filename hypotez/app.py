@@ -4,6 +4,7 @@ registered with lightbulb's dependency injection, the error handler, and every p
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import pkgutil
 import secrets
@@ -17,10 +18,17 @@ import miru
 import hypotez.plugins
 from hypotez.config import Settings
 from hypotez.errors import ConfigError, HypotezError
+from hypotez.ml.assistant import Assistant, ChatBackends
 from hypotez.ml.chat import ChatBackend, OpenAICompatibleBackend
 from hypotez.permissions import Caller, resolve_caller
 from hypotez.storage import Database
-from hypotez.storage.repositories import AuditLog, GuildSettingsRepository
+from hypotez.storage.repositories import (
+    AuditLog,
+    CorrectionRepository,
+    FeedbackRepository,
+    GuildSettingsRepository,
+    ReplyRepository,
+)
 from hypotez.voice.stt import Transcriber
 
 __all__ = ["Hypotez", "Services", "assemble", "build_bot", "describe_error", "plugin_modules"]
@@ -48,10 +56,24 @@ class Services:
     transcriber: Transcriber
     guild_settings: GuildSettingsRepository = field(init=False)
     audit: AuditLog = field(init=False)
+    replies: ReplyRepository = field(init=False)
+    corrections: CorrectionRepository = field(init=False)
+    feedback: FeedbackRepository = field(init=False)
+    backends: ChatBackends = field(init=False)
+    assistant: Assistant = field(init=False)
 
     def __post_init__(self) -> None:
         self.guild_settings = GuildSettingsRepository(self.db)
         self.audit = AuditLog(self.db)
+        self.replies = ReplyRepository(self.db)
+        self.corrections = CorrectionRepository(self.db)
+        self.feedback = FeedbackRepository(self.db)
+        self.backends = ChatBackends(self.chat)
+        self.assistant = Assistant(self.settings, self.db, self.backends, self.guild_settings, self.replies)
+
+    async def caller(self, interaction: hikari.PartialInteraction) -> Caller:
+        """Who is behind an interaction and what they may do (for components and modals)."""
+        return await resolve_caller(interaction, self.settings, self.guild_settings)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, chat: ChatBackend | None = None) -> Services:
@@ -63,7 +85,7 @@ class Services:
         )
 
     async def close(self) -> None:
-        await self.chat.close()
+        await self.backends.close()
         await self.db.close()
 
 
@@ -151,8 +173,11 @@ def plugin_modules() -> list[str]:
     )
 
 
-async def load_plugins(client: lightbulb.Client) -> list[str]:
-    """Load every plugin; unlike lightbulb's loader, a broken plugin stops start-up instead of being logged."""
+async def load_plugins(client: lightbulb.Client, app: Hypotez | None = None) -> list[str]:
+    """Load every plugin; unlike lightbulb's loader, a broken plugin stops start-up instead of being logged.
+
+    A plugin may also define ``setup(app)`` (sync or async) to start persistent views or gateway listeners.
+    """
     loaded: list[str] = []
     for path in plugin_modules():
         module = importlib.import_module(path)
@@ -160,6 +185,11 @@ async def load_plugins(client: lightbulb.Client) -> list[str]:
         if not isinstance(loader, lightbulb.Loader):
             raise TypeError(f"plugin {path} has no `loader = lightbulb.Loader()`")
         await loader.add_to_client(client)
+        setup = getattr(module, "setup", None)
+        if app is not None and callable(setup):
+            outcome = setup(app)
+            if inspect.isawaitable(outcome):
+                await outcome
         loaded.append(path)
     return loaded
 
@@ -190,15 +220,20 @@ async def assemble(
     registry.register_value(Transcriber, services.transcriber)
     registry.register_value(GuildSettingsRepository, services.guild_settings)
     registry.register_value(AuditLog, services.audit)
+    registry.register_value(ReplyRepository, services.replies)
+    registry.register_value(CorrectionRepository, services.corrections)
+    registry.register_value(FeedbackRepository, services.feedback)
+    registry.register_value(ChatBackends, services.backends)
+    registry.register_value(Assistant, services.assistant)
     registry.register_value(miru.Client, components)
 
     async def _caller(ctx: lightbulb.Context) -> Caller:
-        return await resolve_caller(ctx.interaction, settings, services.guild_settings)
+        return await services.caller(ctx.interaction)
 
     client.di.registry_for(lightbulb.di.Contexts.COMMAND).register_factory(Caller, _caller)
     client.error_handler(_handle_command_error)
 
-    loaded = await load_plugins(client)
+    loaded = await load_plugins(client, app)
     _LOGGER.info("loaded %d plugins: %s", len(loaded), ", ".join(p.rsplit(".", 1)[-1] for p in loaded))
 
     async def _start(*_: Any) -> None:

@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     chat_model: str = "gpt-4o-mini"
     chat_timeout: float = 60.0
+    chat_max_retries: int = 2
     chat_context_tokens: int = 6000
     chat_stream_interval: float = 1.0
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
@@ -134,9 +135,23 @@ class Hypotez:
     def services(self) -> Services:
         return self.app.services
 
-    async def send(self, payload: Mapping[str, Any]) -> InteractionResult:
-        """Deliver a signed interaction; the result reads the bot's initial response wherever it was sent."""
-        return await self.offline.client.send(payload)
+    async def send(self, payload: Mapping[str, Any], *, settle: bool = True) -> InteractionResult:
+        """Deliver a signed interaction; the result reads the bot's initial response wherever it was sent.
+
+        With ``settle`` (the default) it also waits until the command finished its work after the initial
+        response (a deferred answer, follow-ups), as a member would see it a moment later.
+        """
+        result = await self.offline.client.send(payload)
+        if settle:
+            await self.settle()
+        return result
+
+    async def settle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109
+        """Wait until no command is still running."""
+        tasks: set[asyncio.Task[Any]] = self.app.client._asyncio_tasks  # type: ignore[attr-defined]
+        async with asyncio.timeout(timeout):
+            while any(not t.done() for t in tasks):
+                await asyncio.wait([t for t in tasks if not t.done()], timeout=timeout)
 
 
 @contextlib.asynccontextmanager
@@ -173,7 +188,8 @@ def bot_settings(settings: Settings, openai_fake: FakeOpenAI, database_url: str)
             "openai_api_key": SecretStr("sk-test-key-0123456789"),
             "database_url": SecretStr(database_url),
             "chat_stream_interval": 0.05,
-            "chat_timeout": 2.0,
+            "chat_timeout": 1.0,
+            "chat_max_retries": 0,
         }
     )
 

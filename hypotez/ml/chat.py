@@ -144,7 +144,12 @@ class OpenAICompatibleBackend:
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAICompatibleBackend:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        return cls(base_url=settings.openai_base_url, api_key=key, timeout=settings.chat_timeout)
+        return cls(
+            base_url=settings.openai_base_url,
+            api_key=key,
+            timeout=settings.chat_timeout,
+            max_retries=settings.chat_max_retries,
+        )
 
     async def complete(
         self,

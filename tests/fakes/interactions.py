@@ -406,7 +406,6 @@ def message_payload(
         components=components,
         attachments=[attachment.to_payload() for attachment in attachments],
         referenced_message=referenced_message,
-        application_id=APP_ID if author_bot and author is None else None,
         flags=flags,
     )
 

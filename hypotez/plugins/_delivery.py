@@ -1,0 +1,200 @@
+"""Delivering a model's answer to Discord: streamed edits, long replies split or attached, errors shown
+ephemerally, and the reply stored only once it was delivered."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+import hikari
+
+from hypotez.app import describe_error
+from hypotez.storage.repositories import MessagePart
+from hypotez.text import MESSAGE_LIMIT, split_text
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from hypotez.ml.assistant import Assistant, PreparedChat
+    from hypotez.storage.models import BotReply
+
+__all__ = ["ChannelTarget", "InteractionTarget", "ReplyTarget", "deliver"]
+
+#: Longer replies than this many messages are attached as a file with a preview instead.
+MAX_PARTS = 4
+PREVIEW_CHARS = 1500
+
+
+class ReplyTarget(Protocol):
+    """Where an answer goes: an interaction's response, or a reply in a channel."""
+
+    ephemeral: bool
+
+    async def show(self, text: str) -> None:
+        """Show the answer so far (while streaming)."""
+        ...
+
+    async def send_parts(
+        self,
+        parts: Sequence[str],
+        components: Sequence[hikari.api.ComponentBuilder],
+        attachment: hikari.Resourceish | None = None,
+    ) -> list[int]:
+        """Post the final answer (the last part carries ``components``); returns the message ids in order."""
+        ...
+
+    async def fail(self, message: str) -> None:
+        """Replace the in-progress answer with an error that only the member sees (where possible)."""
+        ...
+
+
+class InteractionTarget:
+    """The deferred response of a slash command or a button, plus follow-ups."""
+
+    def __init__(
+        self, interaction: hikari.CommandInteraction | hikari.ComponentInteraction, *, ephemeral: bool
+    ) -> None:
+        self.interaction = interaction
+        self.ephemeral = ephemeral
+
+    async def show(self, text: str) -> None:
+        await self.interaction.edit_initial_response(text)
+
+    async def send_parts(
+        self,
+        parts: Sequence[str],
+        components: Sequence[hikari.api.ComponentBuilder],
+        attachment: hikari.Resourceish | None = None,
+    ) -> list[int]:
+        last = len(parts) - 1
+        first = await self.interaction.edit_initial_response(
+            parts[0],
+            components=components if last == 0 else hikari.UNDEFINED,
+            attachment=attachment if attachment is not None else hikari.UNDEFINED,
+        )
+        ids = [int(first.id)]
+        flags = hikari.MessageFlag.EPHEMERAL if self.ephemeral else hikari.MessageFlag.NONE
+        for index, part in enumerate(parts[1:], start=1):
+            message = await self.interaction.execute(
+                part, flags=flags, components=components if index == last else hikari.UNDEFINED
+            )
+            ids.append(int(message.id))
+        return ids
+
+    async def fail(self, message: str) -> None:
+        if self.ephemeral:
+            await self.interaction.edit_initial_response(message)
+            return
+        await self.interaction.delete_initial_response()
+        await self.interaction.execute(message, flags=hikari.MessageFlag.EPHEMERAL)
+
+
+class ChannelTarget:
+    """A reply to a member's message in a channel (gateway mode: a member replied to the bot)."""
+
+    ephemeral = False
+
+    def __init__(self, rest: hikari.api.RESTClient, channel_id: int, reply_to: int) -> None:
+        self.rest = rest
+        self.channel_id = channel_id
+        self.reply_to = reply_to
+        self._placeholder: hikari.Message | None = None
+
+    async def show(self, text: str) -> None:
+        if self._placeholder is None:
+            self._placeholder = await self.rest.create_message(
+                self.channel_id, text, reply=self.reply_to, user_mentions=False
+            )
+        else:
+            self._placeholder = await self.rest.edit_message(self.channel_id, self._placeholder, text)
+
+    async def send_parts(
+        self,
+        parts: Sequence[str],
+        components: Sequence[hikari.api.ComponentBuilder],
+        attachment: hikari.Resourceish | None = None,
+    ) -> list[int]:
+        last = len(parts) - 1
+        extra: dict[str, Any] = {"attachment": attachment} if attachment is not None else {}
+        first_components = components if last == 0 else hikari.UNDEFINED
+        if self._placeholder is None:
+            first = await self.rest.create_message(
+                self.channel_id,
+                parts[0],
+                reply=self.reply_to,
+                user_mentions=False,
+                components=first_components,
+                **extra,
+            )
+        else:
+            first = await self.rest.edit_message(
+                self.channel_id, self._placeholder, parts[0], components=first_components, **extra
+            )
+        ids = [int(first.id)]
+        for index, part in enumerate(parts[1:], start=1):
+            message = await self.rest.create_message(
+                self.channel_id, part, components=components if index == last else hikari.UNDEFINED
+            )
+            ids.append(int(message.id))
+        return ids
+
+    async def fail(self, message: str) -> None:
+        if self._placeholder is not None:
+            await self.rest.delete_message(self.channel_id, self._placeholder)
+            self._placeholder = None
+        await self.rest.create_message(self.channel_id, message, reply=self.reply_to, user_mentions=False)
+
+
+def streaming_preview(text: str) -> str:
+    """What a message shows while the answer streams in (never over Discord's limit)."""
+    if len(text) < MESSAGE_LIMIT - 20:
+        return text + " ▌"
+    return text[: MESSAGE_LIMIT - 40].rstrip() + " … (continues)"
+
+
+async def deliver(
+    assistant: Assistant,
+    prepared: PreparedChat,
+    target: ReplyTarget,
+    components: Sequence[hikari.api.ComponentBuilder],
+    *,
+    stream_interval: float,
+    interaction_id: int | None = None,
+) -> BotReply | None:
+    """Ask the model, stream into ``target``, post the final answer and store it.
+
+    Returns ``None`` (storing nothing) when the model failed; the member then sees why.
+    """
+    last_edit = time.monotonic()
+
+    async def on_text(text: str) -> None:
+        nonlocal last_edit
+        now = time.monotonic()
+        if now - last_edit < stream_interval:
+            return
+        last_edit = now
+        await target.show(streaming_preview(text))
+
+    try:
+        result = await assistant.answer(prepared, on_text=on_text)
+    except Exception as exc:
+        await target.fail(describe_error(exc, where=f"chat with {prepared.model}"))
+        return None
+
+    content = result.content
+    spans = split_text(content)
+    if len(spans) <= MAX_PARTS:
+        ids = await target.send_parts([content[a:b] for a, b in spans], components)
+        parts = [MessagePart(message_id, a, b) for message_id, (a, b) in zip(ids, spans, strict=True)]
+        delivery = "messages"
+    else:
+        preview = (
+            content[:PREVIEW_CHARS].rstrip()
+            + f"\n\n… the full reply ({len(content):,} characters) is attached as `reply.md`."
+        )
+        ids = await target.send_parts(
+            [preview], components, attachment=hikari.Bytes(content.encode("utf-8"), "reply.md")
+        )
+        parts = [MessagePart(ids[0], 0, len(content))]
+        delivery = "file"
+    return await assistant.record(prepared, result, parts, interaction_id=interaction_id, delivery=delivery)

@@ -1,0 +1,230 @@
+"""``/chat`` (the original ``send_message``), conversations that continue, and ``/prompt``."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import hikari
+import lightbulb
+
+from hypotez.app import Hypotez, Services
+from hypotez.config import Capability, Settings
+from hypotez.errors import InvalidInputError
+from hypotez.ml.assistant import Assistant
+from hypotez.permissions import Caller
+from hypotez.plugins._checks import require
+from hypotez.plugins._delivery import ChannelTarget, InteractionTarget, deliver
+from hypotez.plugins._ui import ReplyActions, reply_actions_row
+from hypotez.storage.repositories import AuditLog, GuildSettingsRepository, ReplyRepository
+
+if TYPE_CHECKING:
+    from hypotez.storage.models import BotReply
+
+loader = lightbulb.Loader()
+_LOGGER = logging.getLogger(__name__)
+
+THREAD_TYPES = frozenset({hikari.ChannelType.GUILD_PUBLIC_THREAD, hikari.ChannelType.GUILD_PRIVATE_THREAD})
+
+
+async def model_autocomplete(
+    ctx: lightbulb.AutocompleteContext[str], assistant: Assistant = lightbulb.di.INJECTED
+) -> None:
+    """Models offered for a ``model`` option: the guild's trained ones, then the backend's."""
+    typed = str(ctx.focused.value or "").lower()
+    names = await assistant.model_choices(ctx.interaction.guild_id)
+    matches = [n for n in names if typed in n.lower()][:25]
+    await ctx.respond([hikari.impl.AutocompleteChoiceBuilder(name=n[:100], value=n) for n in matches])
+
+
+async def _thread_parent(ctx: lightbulb.Context, replies: ReplyRepository) -> BotReply | None:
+    """In a thread, ``/chat`` continues the conversation the thread holds.
+
+    A thread opened on a message has that message's id, so a thread the bot opened on a reply leads back to it.
+    """
+    channel = ctx.interaction.channel
+    if channel is None or channel.type not in THREAD_TYPES:
+        return None
+    latest = await replies.latest_in_channel(int(ctx.channel_id))
+    if latest is not None:
+        return latest
+    found = await replies.by_message(int(ctx.channel_id))
+    return found[0] if found is not None else None
+
+
+@loader.command
+class Chat(
+    lightbulb.SlashCommand,
+    name="chat",
+    description="Talk with the model",
+    hooks=[require(Capability.CHAT)],
+):
+    message = lightbulb.string("message", "What to say", min_length=1, max_length=4000)
+    model = lightbulb.string(
+        "model", "Which model answers (default: this channel's)", default=None, autocomplete=model_autocomplete
+    )
+    private = lightbulb.boolean("private", "Only you see the answer", default=False)
+    thread = lightbulb.boolean("thread", "Continue the conversation in a new thread", default=False)
+
+    @lightbulb.invoke
+    async def invoke(
+        self,
+        ctx: lightbulb.Context,
+        caller: Caller,
+        settings: Settings,
+        assistant: Assistant,
+        replies: ReplyRepository,
+    ) -> None:
+        await ctx.defer(ephemeral=self.private)
+        prepared = await assistant.prepare(
+            self.message,
+            guild_id=caller.guild_id,
+            channel_id=caller.channel_id,
+            author_id=caller.user_id,
+            parent=await _thread_parent(ctx, replies),
+            model=self.model,
+        )
+        reply = await deliver(
+            assistant,
+            prepared,
+            InteractionTarget(ctx.interaction, ephemeral=self.private),
+            [reply_actions_row()],
+            stream_interval=settings.chat_stream_interval,
+            interaction_id=int(ctx.interaction.id),
+        )
+        if reply is not None and self.thread and not self.private and caller.guild_id is not None:
+            await _open_thread(ctx, reply)
+
+
+async def _open_thread(ctx: lightbulb.Context, reply: BotReply) -> None:
+    """Start a thread on the reply; ``/chat`` inside it continues this conversation."""
+    assert reply.message_id is not None
+    name = reply.user_text.strip().splitlines()[0][:90] or "Conversation"
+    try:
+        await ctx.client.rest.create_message_thread(ctx.channel_id, reply.message_id, name)
+    except hikari.HikariError as exc:
+        _LOGGER.warning("could not open a thread for reply %s: %s", reply.id, exc)
+        await ctx.respond("I could not open a thread here (missing permission?).", ephemeral=True)
+
+
+prompt = lightbulb.Group("prompt", "The system prompt for this server or channel")
+
+
+@prompt.register
+class PromptSet(
+    lightbulb.SlashCommand, name="set", description="Set the system prompt", hooks=[require(Capability.TRAIN)]
+):
+    text = lightbulb.string("text", "The system prompt", min_length=1, max_length=4000)
+    channel = lightbulb.boolean("channel", "Only for this channel (default: the whole server)", default=False)
+
+    @lightbulb.invoke
+    async def invoke(
+        self, ctx: lightbulb.Context, caller: Caller, guild_settings: GuildSettingsRepository, audit: AuditLog
+    ) -> None:
+        if caller.guild_id is None:
+            raise InvalidInputError("System prompts are set per server; use this command in a server.")
+        scope = caller.channel_id if self.channel else 0
+        await guild_settings.update(caller.guild_id, scope, system_prompt=self.text)
+        await audit.record("prompt.set", guild_id=caller.guild_id, actor_id=caller.user_id, target=f"channel:{scope}")
+        where = "this channel" if self.channel else "this server"
+        await ctx.respond(f"System prompt for {where} set ({len(self.text):,} characters).", ephemeral=True)
+
+
+@prompt.register
+class PromptShow(
+    lightbulb.SlashCommand,
+    name="show",
+    description="Show the system prompt in force here",
+    hooks=[require(Capability.CHAT)],
+):
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, guild_settings: GuildSettingsRepository) -> None:
+        effective = await guild_settings.effective(caller.guild_id, caller.channel_id)
+        if not effective.system_prompt:
+            await ctx.respond("No system prompt is set here.", ephemeral=True)
+            return
+        text = effective.system_prompt
+        if len(text) > 1900:
+            await ctx.respond(
+                "The system prompt in force here:", attachment=hikari.Bytes(text.encode(), "prompt.txt"), ephemeral=True
+            )
+        else:
+            await ctx.respond(f"The system prompt in force here:\n>>> {text}", ephemeral=True)
+
+
+@prompt.register
+class PromptClear(
+    lightbulb.SlashCommand, name="clear", description="Remove the system prompt", hooks=[require(Capability.TRAIN)]
+):
+    channel = lightbulb.boolean("channel", "Only this channel's (default: the server's)", default=False)
+
+    @lightbulb.invoke
+    async def invoke(
+        self, ctx: lightbulb.Context, caller: Caller, guild_settings: GuildSettingsRepository, audit: AuditLog
+    ) -> None:
+        if caller.guild_id is None:
+            raise InvalidInputError("System prompts are set per server; use this command in a server.")
+        scope = caller.channel_id if self.channel else 0
+        await guild_settings.update(caller.guild_id, scope, system_prompt=None)
+        await audit.record("prompt.clear", guild_id=caller.guild_id, actor_id=caller.user_id, target=f"channel:{scope}")
+        await ctx.respond("System prompt removed.", ephemeral=True)
+
+
+loader.command(prompt)
+
+
+async def continue_conversation(
+    message: hikari.Message, services: Services, rest: hikari.api.RESTClient, bot_id: int
+) -> BotReply | None:
+    """A member replied to one of the bot's replies: answer with the earlier turns as context.
+
+    Returns the new reply, or ``None`` when the message is not a reply to the bot (or had no text).
+    """
+    referenced = message.referenced_message
+    if referenced is None or referenced.author.id != bot_id or message.author.is_bot:
+        return None
+    text = (message.content or "").strip()
+    if not text:
+        return None
+    found = await services.replies.by_message(int(referenced.id))
+    if found is None:
+        return None
+    parent, _ = found
+    member = message.member
+    caller = Caller(
+        user_id=int(message.author.id),
+        guild_id=int(message.guild_id) if message.guild_id is not None else None,
+        channel_id=int(message.channel_id),
+        role_ids=frozenset(int(r) for r in member.role_ids) if member is not None else frozenset(),
+        grants={c.value: r for c, r in services.settings.guild_roles(int(message.guild_id)).items()}
+        if message.guild_id is not None
+        else {},
+    )
+    if not caller.can(Capability.CHAT):
+        return None
+    prepared = await services.assistant.prepare(
+        text, guild_id=caller.guild_id, channel_id=caller.channel_id, author_id=caller.user_id, parent=parent
+    )
+    return await deliver(
+        services.assistant,
+        prepared,
+        ChannelTarget(rest, int(message.channel_id), int(message.id)),
+        [reply_actions_row()],
+        stream_interval=services.settings.chat_stream_interval,
+    )
+
+
+def setup(app: Hypotez) -> None:
+    """Start the persistent rating buttons; on the gateway, answer replies to the bot."""
+    app.miru.start_view(ReplyActions(app.services), bind_to=None)
+    bot = app.bot
+    if isinstance(bot, hikari.GatewayBot):
+        gateway = bot
+
+        async def on_message(event: hikari.MessageCreateEvent) -> None:
+            me = gateway.get_me()
+            if me is None:
+                return
+            await continue_conversation(event.message, app.services, gateway.rest, int(me.id))
+
+        gateway.subscribe(hikari.MessageCreateEvent, on_message)

@@ -1,0 +1,212 @@
+"""``/chat`` end to end: the local OpenAI-compatible server answers through the real SDK."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import func, select
+
+from hypotez.storage.models import BotReply, ReplyMessage
+from tests.fakes.interactions import ADMIN_MEMBER, CHANNEL_ID, GUILD_ID, USER_ID, slash
+
+if TYPE_CHECKING:
+    from tests.conftest import Hypotez
+
+
+async def _replies(hz: Hypotez) -> list[BotReply]:
+    async with hz.services.db.session() as session:
+        return list((await session.scalars(select(BotReply).order_by(BotReply.id))).all())
+
+
+def _texts_of_token(hz: Hypotez, token: str) -> list[str]:
+    texts: list[str] = []
+    for call in hz.rest.calls:
+        if token in call.path and call.method in {"PATCH", "POST"} and isinstance(call.json, dict):
+            body: dict[str, Any] = call.json
+            data = body.get("data", body)
+            if isinstance(data, dict) and data.get("content"):
+                texts.append(str(data["content"]))
+    return texts
+
+
+@pytest.mark.asyncio
+async def test_chat_reply_is_delivered_and_stored(hz: Hypotez) -> None:
+    hz.openai.reply_with("Paris is the capital of France.")
+    result = await hz.send(slash("chat", {"message": "What is the capital of France?"}))
+    assert result.response_type == 5  # deferred
+    assert not result.ephemeral
+    original = result.original_message
+    assert original is not None
+    assert original["content"] == "Paris is the capital of France."
+    buttons = [c["custom_id"] for row in original["components"] for c in row["components"]]
+    assert buttons == ["hz.up", "hz.down", "hz.correct"]
+
+    [reply] = await _replies(hz)
+    assert reply.content == "Paris is the capital of France."
+    assert reply.user_text == "What is the capital of France?"
+    assert reply.guild_id == GUILD_ID
+    assert reply.channel_id == CHANNEL_ID
+    assert reply.author_id == USER_ID
+    assert reply.model == "gpt-4o-mini"
+    assert reply.message_id == int(original["id"])
+    assert reply.prompt_messages == [{"role": "user", "content": "What is the capital of France?"}]
+    assert reply.completion_tokens == 6  # the stand-in counts words
+    assert reply.prompt_tokens is not None
+    assert reply.latency_ms >= 0
+    # The model saw exactly what was stored.
+    sent = [r for r in hz.openai.requests if r.path.endswith("/chat/completions")][-1]
+    assert sent.json is not None
+    assert sent.json["messages"] == reply.prompt_messages
+    assert sent.json["stream"] is True
+
+
+@pytest.mark.asyncio
+async def test_private_chat_is_ephemeral_and_model_option_is_used(hz: Hypotez) -> None:
+    hz.openai.reply_with(lambda messages, model: f"{model} says hi")
+    result = await hz.send(slash("chat", {"message": "hi", "private": True, "model": "gpt-4.1-mini"}))
+    assert result.ephemeral
+    original = result.original_message
+    assert original is not None
+    assert original["content"] == "gpt-4.1-mini says hi"
+    [reply] = await _replies(hz)
+    assert reply.model == "gpt-4.1-mini"
+
+
+@pytest.mark.asyncio
+async def test_system_prompt_channel_overrides_guild(hz: Hypotez) -> None:
+    await hz.send(slash("prompt", {"text": "Be brief."}, subcommand="set", user=ADMIN_MEMBER))
+    await hz.send(
+        slash("prompt", {"text": "Answer like a pirate.", "channel": True}, subcommand="set", user=ADMIN_MEMBER)
+    )
+    shown = await hz.send(slash("prompt", subcommand="show"))
+    assert shown.content is not None
+    assert "Answer like a pirate." in shown.content
+    await hz.send(slash("chat", {"message": "hello"}))
+    [reply] = await _replies(hz)
+    assert reply.prompt_messages[0] == {"role": "system", "content": "Answer like a pirate."}
+    await hz.send(slash("prompt", {"channel": True}, subcommand="clear", user=ADMIN_MEMBER))
+    await hz.send(slash("chat", {"message": "hello again"}))
+    latest = (await _replies(hz))[-1]
+    assert latest.prompt_messages[0] == {"role": "system", "content": "Be brief."}
+
+
+@pytest.mark.asyncio
+async def test_setting_the_prompt_needs_the_train_capability(hz: Hypotez) -> None:
+    refused = await hz.send(slash("prompt", {"text": "Be evil."}, subcommand="set"))
+    assert refused.ephemeral
+    assert refused.content is not None
+    assert "`train` capability" in refused.content
+    effective = await hz.services.guild_settings.effective(GUILD_ID, CHANNEL_ID)
+    assert effective.system_prompt is None
+
+
+@pytest.mark.asyncio
+async def test_streaming_edits_are_observed_and_throttled(hz: Hypotez) -> None:
+    words = " ".join(f"word{i}" for i in range(60))
+    hz.openai.reply_with(words)
+    hz.openai.stream_chunk_delay = 0.01  # 60+ chunks over ~0.7 s, edits at most every 0.05 s
+    result = await hz.send(slash("chat", {"message": "count"}))
+    edits = [c for c in hz.rest.calls_to("PATCH", "/messages/@original") if result.token and result.token in c.path]
+    streamed = [c.json["content"] for c in edits if isinstance(c.json, dict) and c.json.get("content")]
+    assert len(streamed) >= 3, streamed
+    assert len(streamed) < 40  # throttled: far fewer edits than chunks
+    assert all(t.endswith(" ▌") for t in streamed[:-1])
+    assert all(words.startswith(t.removesuffix(" ▌")) for t in streamed[:-1])
+    assert streamed[-1] == words
+
+
+@pytest.mark.asyncio
+async def test_long_reply_is_split_without_losing_a_character(hz: Hypotez) -> None:
+    paragraph = "Это предложение на русском языке, с эмодзи 🙂 и עברית. " * 10
+    text = "\n\n".join([paragraph] * 8)[:3500]
+    assert len(text) == 3500
+    hz.openai.reply_with(text)
+    result = await hz.send(slash("chat", {"message": "long please"}))
+    original = result.original_message
+    assert original is not None
+    posted = [c.json for c in result.followups if c.method == "POST" and isinstance(c.json, dict)]
+    parts = [original["content"], *(p["content"] for p in posted)]
+    assert len(parts) == 2
+    assert all(len(p) <= 2000 for p in parts)
+    assert "".join(parts) == text
+    assert parts[0].endswith((" ", "\n"))  # cut on a boundary, not mid-word
+    # Buttons only under the last part.
+    assert not original["components"]
+    assert posted[-1]["components"]
+    [reply] = await _replies(hz)
+    assert reply.content == text
+    async with hz.services.db.session() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(ReplyMessage).where(ReplyMessage.reply_id == reply.id)
+        )
+    assert count == 2
+
+
+@pytest.mark.asyncio
+async def test_very_long_reply_is_attached_as_a_file(hz: Hypotez) -> None:
+    text = ("A long line of text that keeps going. " * 300).strip()
+    assert len(text) > 8000
+    hz.openai.reply_with(text)
+    result = await hz.send(slash("chat", {"message": "essay"}))
+    edits = [c for c in hz.rest.calls_to("PATCH", "/messages/@original") if c.files]
+    assert edits, "the final edit carries the file"
+    [file] = edits[-1].files
+    assert file.filename == "reply.md"
+    assert file.content.decode("utf-8") == text
+    original = result.original_message
+    assert "attached" in original["content"]
+    assert len(original["content"]) <= 2000
+    [reply] = await _replies(hz)
+    assert reply.delivery == "file"
+    assert reply.content == text
+
+
+@pytest.mark.asyncio
+async def test_unicode_round_trips_unchanged(hz: Hypotez) -> None:
+    question = "Привет! 👋🏽 מה שלומך? كيف حالك؟ 👨‍👩‍👧‍👦"
+    hz.openai.reply_with(lambda messages, model: "Ответ: " + messages[-1]["content"])
+    result = await hz.send(slash("chat", {"message": question}))
+    original = result.original_message
+    assert original is not None
+    assert original["content"] == "Ответ: " + question
+    [reply] = await _replies(hz)
+    assert reply.user_text == question
+    assert reply.content == "Ответ: " + question
+    assert reply.prompt_messages[-1]["content"] == question
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (429, "rate limiting"),
+        (500, "failed (HTTP 500)"),
+        (401, "rejected the API key"),
+        (404, "is not available"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_backend_errors_end_in_an_ephemeral_message_and_store_nothing(
+    hz: Hypotez, status: int, expected: str
+) -> None:
+    hz.openai.fail_next(
+        status, times=5, path_contains="/chat/completions", headers={"retry-after": "0"} if status == 429 else None
+    )
+    result = await hz.send(slash("chat", {"message": "hello"}))
+    # The public "thinking" message is removed, and only the member sees why.
+    assert hz.rest.calls_to("DELETE", "/messages/@original")
+    posted = [c.json for c in result.followups if c.method == "POST" and isinstance(c.json, dict)]
+    assert posted[-1]["flags"] & 64
+    assert expected in posted[-1]["content"]
+    assert "sk-test-key" not in posted[-1]["content"]
+    assert await _replies(hz) == []
+
+
+@pytest.mark.asyncio
+async def test_backend_timeout_ends_in_an_ephemeral_message(hz: Hypotez) -> None:
+    hz.openai.delay_next(10, times=5)  # the bot gives up after 1 s
+    result = await hz.send(slash("chat", {"message": "hello", "private": True}))
+    assert any("did not answer in time" in t for t in _texts_of_token(hz, result.token or ""))
+    assert result.original_message is not None
+    assert "did not answer in time" in result.original_message["content"]
+    assert await _replies(hz) == []
