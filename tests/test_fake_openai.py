@@ -112,9 +112,7 @@ async def test_base_url_and_default_echo_reply(fake: FakeOpenAI, client: openai.
 @pytest.mark.asyncio
 async def test_reply_with_constant_and_callable(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
     fake.reply_with("fixed answer")
-    completion = await client.chat.completions.create(
-        model="gpt-4.1-mini", messages=[{"role": "user", "content": "x"}]
-    )
+    completion = await client.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": "x"}])
     assert completion.choices[0].message.content == "fixed answer"
 
     fake.reply_with(lambda messages, model: f"{model} saw {len(messages)} messages")
@@ -129,9 +127,7 @@ async def test_reply_with_constant_and_callable(fake: FakeOpenAI, client: openai
 
 
 @pytest.mark.asyncio
-async def test_max_completion_tokens_truncates_with_length(
-    fake: FakeOpenAI, client: openai.AsyncOpenAI
-) -> None:
+async def test_max_completion_tokens_truncates_with_length(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
     fake.reply_with("one two three four five")
     completion = await client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "count"}], max_completion_tokens=3
@@ -175,9 +171,7 @@ async def test_streaming_with_usage_chunk(fake: FakeOpenAI, client: openai.Async
 
 
 @pytest.mark.asyncio
-async def test_streaming_without_usage_and_with_chunk_delay(
-    fake: FakeOpenAI, client: openai.AsyncOpenAI
-) -> None:
+async def test_streaming_without_usage_and_with_chunk_delay(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
     fake.reply_with("a b c")
     fake.stream_chunk_delay = 0.01
     started = time.monotonic()
@@ -194,9 +188,7 @@ async def test_streaming_without_usage_and_with_chunk_delay(
 @pytest.mark.asyncio
 @pytest.mark.parametrize("text", UNICODE_TEXTS)
 async def test_unicode_round_trips(fake: FakeOpenAI, client: openai.AsyncOpenAI, text: str) -> None:
-    completion = await client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
-    )
+    completion = await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": text}])
     assert completion.choices[0].message.content == f"echo: {text}"
     assert fake.requests[-1].json["messages"][0]["content"] == text
 
@@ -340,9 +332,7 @@ async def test_fine_tuning_job_full_lifecycle(fake: FakeOpenAI, client: openai.A
     assert done.hyperparameters.n_epochs == 2
     assert isinstance(done.hyperparameters.batch_size, int)
 
-    events: list[FineTuningJobEvent] = [
-        event async for event in client.fine_tuning.jobs.list_events(job.id, limit=5)
-    ]
+    events: list[FineTuningJobEvent] = [event async for event in client.fine_tuning.jobs.list_events(job.id, limit=5)]
     assert all(isinstance(event, FineTuningJobEvent) for event in events)
     assert events[0].message == "The job has successfully completed"
     assert events[-1].message == f"Created fine-tuning job: {job.id}"
@@ -450,9 +440,7 @@ async def test_cancel_job(client: openai.AsyncOpenAI) -> None:
 async def test_failed_job_with_explicit_error(fake: FakeOpenAI, client: openai.AsyncOpenAI) -> None:
     training = await upload_training(client)
     job = await client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training.id)
-    fake.advance_job(
-        job.id, to="failed", error={"code": "quota_exceeded", "message": "Out of credits.", "param": None}
-    )
+    fake.advance_job(job.id, to="failed", error={"code": "quota_exceeded", "message": "Out of credits.", "param": None})
     failed = await client.fine_tuning.jobs.retrieve(job.id)
     assert failed.status == "failed"
     assert failed.error is not None
@@ -495,8 +483,7 @@ async def test_create_job_validation(client: openai.AsyncOpenAI) -> None:
 async def test_list_jobs_pagination(client: openai.AsyncOpenAI) -> None:
     training = await upload_training(client)
     created = [
-        (await client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training.id)).id
-        for _ in range(3)
+        (await client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training.id)).id for _ in range(3)
     ]
     page = await client.fine_tuning.jobs.list(limit=2)
     assert [job.id for job in page.data] == created[::-1][:2]
@@ -560,9 +547,7 @@ async def test_fail_next_raises_sdk_errors(
         assert error.response.headers["retry-after"] == "1"
 
     # Only the next request failed.
-    completion = await client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
-    )
+    completion = await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
     assert completion.choices[0].message.content == "echo: x"
     assert len(fake.requests) == 2
 
@@ -581,9 +566,7 @@ async def test_fail_next_times_and_path_filter(fake: FakeOpenAI, client: openai.
 @pytest.mark.asyncio
 async def test_delay_next_makes_client_time_out(fake: FakeOpenAI) -> None:
     fake.delay_next(2.0)
-    async with openai.AsyncOpenAI(
-        base_url=fake.base_url, api_key="sk-test", max_retries=0, timeout=0.2
-    ) as sdk:
+    async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="sk-test", max_retries=0, timeout=0.2) as sdk:
         started = time.monotonic()
         with pytest.raises(openai.APITimeoutError):
             await sdk.models.list()

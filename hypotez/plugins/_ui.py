@@ -18,6 +18,8 @@ from hypotez.errors import InvalidInputError, NotFoundError, PermissionDeniedErr
 from hypotez.keys import Key, build_key
 
 if TYPE_CHECKING:
+    from collections.abc import MutableMapping, Sequence
+
     from hypotez.app import Services
     from hypotez.storage.models import BotReply, ReplyMessage
 
@@ -40,11 +42,13 @@ class _FixedModalBuilder(miru.ModalBuilder):
     """hikari 2.6 serialises each modal row as ``[payload, attachments]`` in a response body; Discord wants the
     payload alone.  (Modals opened over REST are unaffected; the HTTP-body path is.)"""
 
-    def build(self) -> tuple[Any, Any]:  # type: ignore[override]
-        data, attachments = super().build()
-        rows: Any = [component.build() for component in self.components]
-        data["components"] = [row[0] if isinstance(row, tuple) else row for row in rows]
-        return data, attachments
+    def build(
+        self, entity_factory: hikari.api.EntityFactory, /
+    ) -> tuple[MutableMapping[str, Any], Sequence[hikari.files.Resource[hikari.files.AsyncReader]]]:
+        payload, attachments = super().build(entity_factory)
+        rows: list[Any] = [component.build() for component in self.components]
+        payload["data"]["components"] = [row[0] if isinstance(row, tuple) else row for row in rows]
+        return payload, attachments
 
 
 class HzModal(miru.Modal):

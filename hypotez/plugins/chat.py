@@ -43,7 +43,7 @@ async def _thread_parent(ctx: lightbulb.Context, replies: ReplyRepository) -> Bo
     A thread opened on a message has that message's id, so a thread the bot opened on a reply leads back to it.
     """
     channel = ctx.interaction.channel
-    if channel is None or channel.type not in THREAD_TYPES:
+    if channel.type not in THREAD_TYPES:
         return None
     latest = await replies.latest_in_channel(int(ctx.channel_id))
     if latest is not None:
@@ -174,19 +174,20 @@ loader.command(prompt)
 
 
 async def continue_conversation(
-    message: hikari.Message, services: Services, rest: hikari.api.RESTClient, bot_id: int
+    message: hikari.Message, services: Services, rest: hikari.api.RESTClient
 ) -> BotReply | None:
     """A member replied to one of the bot's replies: answer with the earlier turns as context.
 
-    Returns the new reply, or ``None`` when the message is not a reply to the bot (or had no text).
+    Returns the new reply, or ``None`` when the message is not a reply to a stored reply (or has no text).
+    Needs the MESSAGE_CONTENT intent: without it Discord sends the message with empty content.
     """
-    referenced = message.referenced_message
-    if referenced is None or referenced.author.id != bot_id or message.author.is_bot:
+    reference = message.message_reference
+    if reference is None or reference.id is None or message.author.is_bot:
         return None
     text = (message.content or "").strip()
     if not text:
         return None
-    found = await services.replies.by_message(int(referenced.id))
+    found = await services.replies.by_message(int(reference.id))
     if found is None:
         return None
     parent, _ = found
@@ -219,12 +220,8 @@ def setup(app: Hypotez) -> None:
     app.miru.start_view(ReplyActions(app.services), bind_to=None)
     bot = app.bot
     if isinstance(bot, hikari.GatewayBot):
-        gateway = bot
 
         async def on_message(event: hikari.MessageCreateEvent) -> None:
-            me = gateway.get_me()
-            if me is None:
-                return
-            await continue_conversation(event.message, app.services, gateway.rest, int(me.id))
+            await continue_conversation(event.message, app.services, bot.rest)
 
-        gateway.subscribe(hikari.MessageCreateEvent, on_message)
+        bot.subscribe(hikari.MessageCreateEvent, on_message)

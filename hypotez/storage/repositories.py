@@ -431,18 +431,15 @@ class FeedbackRepository:
                     .group_by(Feedback.model)
                 )
             ).all()
-            corrections = dict(
-                (
-                    await session.execute(
-                        select(BotReply.model, func.count(Correction.id))
-                        .join(BotReply, BotReply.id == Correction.reply_id)
-                        .where(Correction.guild_id == guild_id, Correction.created_at >= since)
-                        .group_by(BotReply.model)
-                    )
+            correction_rows = (
+                await session.execute(
+                    select(BotReply.model, func.count(Correction.id))
+                    .join(BotReply, BotReply.id == Correction.reply_id)
+                    .where(Correction.guild_id == guild_id, Correction.created_at >= since)
+                    .group_by(BotReply.model)
                 )
-                .tuples()
-                .all()
-            )
+            ).all()
+        corrections: dict[str, int] = {str(model): int(count) for model, count in correction_rows}
         by_model: dict[str, ModelFeedbackStats] = {}
         for model, up, down, ratings, mean in rows:
             if model is None:

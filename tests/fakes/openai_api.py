@@ -373,9 +373,7 @@ class FakeOpenAI:
         An empty `message`/`type` takes OpenAI's usual one for the status (e.g. 429 -> type
         "requests", 500 -> "server_error").
         """
-        default_message, default_type = _DEFAULT_ERRORS.get(
-            status, ("Request failed.", "invalid_request_error")
-        )
+        default_message, default_type = _DEFAULT_ERRORS.get(status, ("Request failed.", "invalid_request_error"))
         body = error_body(message or default_message, type=type or default_type, param=param, code=code)
         self._failures.append(_Failure(status, body, dict(headers or {}), times, path_contains))
 
@@ -383,9 +381,7 @@ class FakeOpenAI:
         """Sleep `seconds` before answering the next `times` requests whose path contains `path_contains`."""
         self._delays.append(_Delay(seconds, times, path_contains))
 
-    def add_file(
-        self, content: bytes, *, filename: str = "train.jsonl", purpose: str = "fine-tune"
-    ) -> JSONObject:
+    def add_file(self, content: bytes, *, filename: str = "train.jsonl", purpose: str = "fine-tune") -> JSONObject:
         """Store a file directly (no HTTP, no validation) and return its file object."""
         return self._store_file(filename, purpose, content)
 
@@ -549,9 +545,7 @@ class FakeOpenAI:
         try:
             value = int(raw)
         except ValueError:
-            raise OpenAIError(
-                400, f"Invalid '{name}': expected an integer, but got '{raw}'.", param=name
-            ) from None
+            raise OpenAIError(400, f"Invalid '{name}': expected an integer, but got '{raw}'.", param=name) from None
         if not 1 <= value <= maximum:
             raise OpenAIError(
                 400,
@@ -564,9 +558,7 @@ class FakeOpenAI:
 
     @staticmethod
     def _missing(name: str) -> OpenAIError:
-        return OpenAIError(
-            400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
-        )
+        return OpenAIError(400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
 
     # ------------------------------------------------------------------ models
 
@@ -771,9 +763,7 @@ class FakeOpenAI:
             ) from None
         lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
         if not lines:
-            raise OpenAIError(
-                400, "Invalid file format for Fine-Tuning API. The file is empty.", param="file"
-            )
+            raise OpenAIError(400, "Invalid file format for Fine-Tuning API. The file is empty.", param="file")
         for number, line in lines:
             try:
                 example: Any = json.loads(line)
@@ -855,9 +845,7 @@ class FakeOpenAI:
         try:
             return self.jobs[job_id]
         except KeyError:
-            raise OpenAIError(
-                404, f"Could not find fine-tuning job {job_id}.", param="fine_tuning_job_id"
-            ) from None
+            raise OpenAIError(404, f"Could not find fine-tuning job {job_id}.", param="fine_tuning_job_id") from None
 
     def _add_event(
         self,
@@ -935,9 +923,7 @@ class FakeOpenAI:
             "n_epochs": self._hyperparameter(given, "n_epochs", integer=True, minimum=1, maximum=50),
         }
         if method_type == "dpo":
-            hyperparameters["beta"] = self._hyperparameter(
-                given, "beta", integer=False, minimum=1e-6, maximum=2
-            )
+            hyperparameters["beta"] = self._hyperparameter(given, "beta", integer=False, minimum=1e-6, maximum=2)
         return str(method_type), hyperparameters
 
     def _check_training_file(self, file_id: Any, param: str) -> bytes:
@@ -947,8 +933,7 @@ class FakeOpenAI:
         if file_object["purpose"] != "fine-tune":
             raise OpenAIError(
                 400,
-                f"File {file_id} has purpose '{file_object['purpose']}', "
-                f"but {param} requires purpose 'fine-tune'.",
+                f"File {file_id} has purpose '{file_object['purpose']}', but {param} requires purpose 'fine-tune'.",
                 param=param,
             )
         return content
@@ -977,17 +962,14 @@ class FakeOpenAI:
         if suffix is not None and (not isinstance(suffix, str) or len(suffix) > _MAX_SUFFIX_CHARS):
             raise OpenAIError(
                 400,
-                "Invalid 'suffix': string too long. "
-                f"Expected a string with maximum length {_MAX_SUFFIX_CHARS}.",
+                f"Invalid 'suffix': string too long. Expected a string with maximum length {_MAX_SUFFIX_CHARS}.",
                 param="suffix",
                 code="string_above_max_length",
             )
         method_type, hyperparameters = self._parse_method(body)
         seed: Any = body.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise OpenAIError(
-                400, f"Invalid type for 'seed': expected an integer, but got {seed!r}.", param="seed"
-            )
+            raise OpenAIError(400, f"Invalid type for 'seed': expected an integer, but got {seed!r}.", param="seed")
         metadata: Any = body.get("metadata")
 
         job_id = self._next_id("ftjob-")
@@ -1037,9 +1019,7 @@ class FakeOpenAI:
         _, content = self.files.get(job["training_file"], ({}, b""))
         method_type = job["method"]["type"]
         required = (
-            ("messages",)
-            if method_type == "supervised"
-            else ("input", "preferred_output", "non_preferred_output")
+            ("messages",) if method_type == "supervised" else ("input", "preferred_output", "non_preferred_output")
         )
         for number, line in enumerate(
             (line for line in content.decode("utf-8", errors="replace").splitlines() if line.strip()), start=1
@@ -1164,9 +1144,7 @@ class FakeOpenAI:
             for m in extra.metrics
         )
         # OpenAI serves the step metrics of a job's result file base64-encoded.
-        result = self._store_file(
-            "step_metrics.csv", "fine-tune-results", base64.b64encode("\n".join(rows).encode())
-        )
+        result = self._store_file("step_metrics.csv", "fine-tune-results", base64.b64encode("\n".join(rows).encode()))
         job.update(
             status="succeeded",
             fine_tuned_model=extra.fine_tuned_model,
