@@ -155,6 +155,7 @@ async def test_very_long_reply_is_attached_as_a_file(hz: Hypotez) -> None:
     assert file.filename == "reply.md"
     assert file.content.decode("utf-8") == text
     original = result.original_message
+    assert original is not None
     assert "attached" in original["content"]
     assert len(original["content"]) <= 2000
     [reply] = await _replies(hz)

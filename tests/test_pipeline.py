@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import hikari
 import lightbulb
 import pytest
 
@@ -21,6 +23,8 @@ from tests.fakes.interactions import (
     ping,
     slash,
 )
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 if TYPE_CHECKING:
     from tests.conftest import Hypotez
@@ -122,3 +126,17 @@ async def test_capability_check_refuses_and_allows(hz: Hypotez) -> None:
     assert allowed.embeds
     admin = await hz.send(slash("about", user=ADMIN_MEMBER))
     assert admin.embeds
+
+
+@pytest.mark.asyncio
+async def test_readme_commands_table_lists_every_command(hz: Hypotez) -> None:
+    readme = README.read_text(encoding="utf-8")
+    table = readme.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    for command in hz.app.client.registered_commands:
+        if isinstance(command, lightbulb.Group):
+            for sub in command.subcommands:
+                assert f"/{command.name} {sub}" in table, f"/{command.name} {sub}"
+        elif command._command_data.type is hikari.CommandType.SLASH:
+            assert f"`/{command._command_data.name}" in table, command._command_data.name
+        else:
+            assert f"**{command._command_data.name}**" in table, command._command_data.name

@@ -561,6 +561,7 @@ class FakeDiscordREST:
             ("GET", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", "_channel_message_get"),
             ("PATCH", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", "_channel_message_edit"),
             ("DELETE", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", "_channel_message_delete"),
+            ("POST", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/threads", "_thread_from_message"),
             ("GET", r"/users/@me", "_my_user"),
             ("GET", r"/oauth2/applications/@me", "_my_application"),
             ("GET", r"/applications/@me", "_my_application"),
@@ -691,6 +692,32 @@ class FakeDiscordREST:
             "rate_limit_per_user": 0,
             "parent_id": None,
             "flags": 0,
+        }
+
+    def _thread_from_message(self, call: RecordedCall, cid: str, mid: str) -> tuple[int, Any | None]:
+        """Start Thread from Message: the thread is a public thread channel whose id is the message's."""
+        self._channel_message(cid, mid)
+        body = call.json if isinstance(call.json, dict) else {}
+        return 201, {
+            "id": mid,
+            "type": 11,
+            "guild_id": str(self.guild_id),
+            "parent_id": cid,
+            "owner_id": str(self.bot_user["id"]),
+            "name": str(body.get("name", "thread")),
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "total_message_sent": 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": int(body.get("auto_archive_duration", 1440)),
+                "archive_timestamp": iso_timestamp(),
+                "locked": False,
+                "create_timestamp": iso_timestamp(),
+            },
         }
 
     def _channel_message(self, cid: str, mid: str) -> dict[str, Any]:
