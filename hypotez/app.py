@@ -61,6 +61,7 @@ class Services:
     feedback: FeedbackRepository = field(init=False)
     backends: ChatBackends = field(init=False)
     assistant: Assistant = field(init=False)
+    _closed: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.guild_settings = GuildSettingsRepository(self.db)
@@ -85,6 +86,10 @@ class Services:
         )
 
     async def close(self) -> None:
+        """Close the chat backends and the database (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
         await self.backends.close()
         await self.db.close()
 
@@ -213,7 +218,8 @@ async def assemble(
 
     registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
     registry.register_value(Settings, settings)
-    registry.register_value(Services, services)
+    # Closing lightbulb's default container (client.stop) tears the services down.
+    registry.register_value(Services, services, teardown=Services.close)
     registry.register_value(Hypotez, app)
     registry.register_value(Database, services.db)
     registry.register_value(ChatBackend, services.chat)
@@ -243,7 +249,7 @@ async def assemble(
 
     async def _stop(*_: Any) -> None:
         await client.stop()
-        await services.close()
+        await services.close()  # in case start-up failed before the client started
 
     if isinstance(bot, hikari.RESTBot):
         bot.add_startup_callback(_start)

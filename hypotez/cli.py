@@ -58,7 +58,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     from hypotez.app import Services, assemble, build_bot
 
-    bot = build_bot(settings, http=args.http)
+    bot = build_bot(settings, http=args.http, rest_url=settings.discord_rest_url)
     services = Services.from_settings(settings)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

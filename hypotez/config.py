@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     # Discord
     discord_token: SecretStr | None = None
     discord_public_key: str | None = None
+    discord_rest_url: str | None = None
     command_guilds: Annotated[list[int], NoDecode] = Field(default_factory=list[int])
     http_host: str = "0.0.0.0"  # noqa: S104 - HTTP interactions mode serves Discord from outside
     http_port: int = 8080

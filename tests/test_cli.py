@@ -103,3 +103,59 @@ async def test_doctor_succeeds_against_a_reachable_backend(tmp_path: Path) -> No
     assert "models" in results["chat backend"].detail
     assert not results["whisper model"].ok
     assert "HYPOTEZ_WHISPER_MODEL" in results["whisper model"].detail
+
+
+@pytest.mark.asyncio
+async def test_run_http_serves_signed_interactions(tmp_path: Path) -> None:
+    """`hypotez run --http` as a real process: it migrates, syncs its commands and answers /about."""
+    import asyncio
+    import signal
+    import socket
+
+    from nacl.signing import SigningKey
+
+    from tests.fakes.botkit import public_key_hex
+    from tests.fakes.discord_rest import FakeDiscordREST
+    from tests.fakes.interactions import InteractionClient, ping, slash
+
+    key = SigningKey.generate()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with FakeDiscordREST() as rest:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HYPOTEZ_")}
+        env.update(
+            HYPOTEZ_DISCORD_TOKEN=TOKEN,
+            HYPOTEZ_DISCORD_PUBLIC_KEY=public_key_hex(key),
+            HYPOTEZ_DISCORD_REST_URL=rest.rest_url,
+            HYPOTEZ_OPENAI_BASE_URL="http://127.0.0.1:9/v1",
+            HYPOTEZ_VOICE_TRANSPORT="none",
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hypotez", "run", "--http", "--host", "127.0.0.1", "--port", str(port),
+            cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            async with InteractionClient(f"http://127.0.0.1:{port}", key, rest) as client:
+                for _ in range(300):
+                    try:
+                        pong = await client.send(ping())
+                        break
+                    except OSError:
+                        await asyncio.sleep(0.1)
+                else:
+                    pytest.fail("the bot never answered")
+                assert pong.response == {"type": 1}
+                about = await client.send(slash("about"))
+                assert about.embeds[0]["title"].startswith("hypotez ")
+            # Commands were synced to Discord at start-up.
+            synced = rest.calls_to("PUT", "/commands")
+            assert synced
+            names = {c["name"] for c in synced[-1].json or []}
+            assert {"about", "chat", "correct", "feedback", "prompt", "Correct this reply"} <= names
+        finally:
+            process.send_signal(signal.SIGINT)
+            output, _ = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, output.decode()
+        assert TOKEN not in output.decode()
+        assert (tmp_path / "data" / "hypotez.db").is_file()

@@ -27,7 +27,9 @@ from tests.fakes.interactions import (
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 if TYPE_CHECKING:
+    from hypotez.config import Settings
     from tests.conftest import Hypotez
+    from tests.fakes.openai_api import FakeOpenAI
 
 
 @pytest.mark.asyncio
@@ -140,3 +142,14 @@ async def test_readme_commands_table_lists_every_command(hz: Hypotez) -> None:
             assert f"`/{command._command_data.name}" in table, command._command_data.name
         else:
             assert f"**{command._command_data.name}**" in table, command._command_data.name
+
+
+@pytest.mark.asyncio
+async def test_shutdown_closes_the_services(bot_settings: Settings, openai_fake: FakeOpenAI) -> None:
+    from tests.conftest import running_hypotez
+
+    async with running_hypotez(bot_settings, openai_fake) as hz:
+        services = hz.services
+        assert not services._closed
+    assert services._closed
+    assert services.assistant.backends.default.client.is_closed()  # type: ignore[attr-defined]
