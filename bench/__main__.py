@@ -16,14 +16,17 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hypotez.config import load_settings
 from hypotez.ml.conversation import Turn, build_messages
 from tests.conftest import running_hypotez
 from tests.fakes.interactions import ping, slash
 from tests.fakes.openai_api import FakeOpenAI
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 
 async def _median(fn: Callable[[], Awaitable[object]], rounds: int) -> float:
