@@ -9,7 +9,7 @@ import logging
 import pkgutil
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hikari
 import lightbulb
@@ -20,6 +20,8 @@ from hypotez.config import Settings
 from hypotez.errors import ConfigError, HypotezError
 from hypotez.ml.assistant import Assistant, ChatBackends
 from hypotez.ml.chat import ChatBackend, OpenAICompatibleBackend
+from hypotez.ml.jobs import JobTracker
+from hypotez.ml.trainers.openai import OpenAITrainer
 from hypotez.permissions import Caller, resolve_caller
 from hypotez.storage import Database
 from hypotez.storage.repositories import (
@@ -30,6 +32,9 @@ from hypotez.storage.repositories import (
     ReplyRepository,
 )
 from hypotez.voice.stt import Transcriber
+
+if TYPE_CHECKING:
+    from hypotez.ml.trainers.base import Trainer
 
 __all__ = ["Hypotez", "Services", "assemble", "build_bot", "describe_error", "plugin_modules"]
 
@@ -61,6 +66,7 @@ class Services:
     feedback: FeedbackRepository = field(init=False)
     backends: ChatBackends = field(init=False)
     assistant: Assistant = field(init=False)
+    jobs: JobTracker = field(init=False)
     _closed: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -71,6 +77,13 @@ class Services:
         self.feedback = FeedbackRepository(self.db)
         self.backends = ChatBackends(self.chat)
         self.assistant = Assistant(self.settings, self.db, self.backends, self.guild_settings, self.replies)
+        self.jobs = JobTracker(self.db, self._trainers(), poll_interval=self.settings.job_poll_interval)
+
+    def _trainers(self) -> dict[str, Trainer]:
+        trainers: dict[str, Trainer] = {}
+        if isinstance(self.chat, OpenAICompatibleBackend):
+            trainers["openai"] = OpenAITrainer(self.chat.client)
+        return trainers
 
     async def caller(self, interaction: hikari.PartialInteraction) -> Caller:
         """Who is behind an interaction and what they may do (for components and modals)."""
@@ -90,6 +103,7 @@ class Services:
         if self._closed:
             return
         self._closed = True
+        await self.jobs.stop()
         await self.backends.close()
         await self.db.close()
 
@@ -231,6 +245,7 @@ async def assemble(
     registry.register_value(FeedbackRepository, services.feedback)
     registry.register_value(ChatBackends, services.backends)
     registry.register_value(Assistant, services.assistant)
+    registry.register_value(JobTracker, services.jobs)
     registry.register_value(miru.Client, components)
 
     async def _caller(ctx: lightbulb.Context) -> Caller:
@@ -246,6 +261,7 @@ async def assemble(
         if migrate:
             await services.db.upgrade()
         await client.start()
+        services.jobs.start()  # resumes polling the jobs of earlier runs
 
     async def _stop(*_: Any) -> None:
         await client.stop()

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: SecretStr | None = None
     max_upload_bytes: int = 25 * 1024 * 1024
+    #: Longest training example accepted into a dataset, in estimated tokens.
+    dataset_max_example_tokens: int = 32768
 
     # Chat backend (any OpenAI-compatible endpoint)
     openai_base_url: str | None = None
@@ -90,6 +92,9 @@ class Settings(BaseSettings):
     chat_max_retries: int = 2
     chat_context_tokens: int = 6000
     chat_stream_interval: float = 1.0
+
+    # Training
+    job_poll_interval: float = 15.0
 
     # Speech
     whisper_model: str = "small"

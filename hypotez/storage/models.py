@@ -228,6 +228,9 @@ class TrainingJob(Base):
     guild_id: Mapped[int | None] = mapped_column(Snowflake)
     requested_by: Mapped[int] = mapped_column(Snowflake)
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    #: Hash of what was asked (trainer, base model, data, hyperparameters): an identical request while this
+    #: job is unfinished returns this job instead of starting another.
+    request_hash: Mapped[str] = mapped_column(String(64), index=True, default="")
     trainer: Mapped[str] = mapped_column(String(30))
     external_id: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(30), default="pending", index=True)

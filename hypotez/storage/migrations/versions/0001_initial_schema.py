@@ -187,6 +187,7 @@ def upgrade() -> None:
         sa.Column("guild_id", sa.BigInteger(), nullable=True),
         sa.Column("requested_by", sa.BigInteger(), nullable=False),
         sa.Column("idempotency_key", sa.String(length=100), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("trainer", sa.String(length=30), nullable=False),
         sa.Column("external_id", sa.String(length=200), nullable=True),
         sa.Column("status", sa.String(length=30), nullable=False),
@@ -209,6 +210,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_training_jobs_idempotency_key")),
     )
     with op.batch_alter_table("training_jobs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_training_jobs_request_hash"), ["request_hash"], unique=False)
         batch_op.create_index(batch_op.f("ix_training_jobs_status"), ["status"], unique=False)
 
     op.create_table(
@@ -260,6 +262,7 @@ def downgrade() -> None:
     op.drop_table("job_events")
     with op.batch_alter_table("training_jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_training_jobs_status"))
+        batch_op.drop_index(batch_op.f("ix_training_jobs_request_hash"))
 
     op.drop_table("training_jobs")
     with op.batch_alter_table("reply_messages", schema=None) as batch_op:

@@ -1,0 +1,1 @@
+"""Trainers: one interface (:mod:`hypotez.ml.trainers.base`), implementations registered by name."""

@@ -1,0 +1,112 @@
+"""The trainer interface: every way of fine-tuning a model looks the same to the job tracker.
+
+A trainer starts a job from examples in OpenAI's fine-tuning formats, reports its status and its events
+(metrics included), cancels it, and names the resulting model.  Implementations: ``openai`` (OpenAI's
+fine-tuning API or any server implementing it) and ``local`` (TRL in a separate process).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+__all__ = [
+    "JobEventRecord",
+    "JobState",
+    "JobStatus",
+    "Trainer",
+    "TrainingMethod",
+    "TrainingRequest",
+]
+
+
+class TrainingMethod(enum.StrEnum):
+    """``supervised``: chat examples ``{"messages": [...]}``.
+
+    ``preference``: DPO pairs ``{"input": {"messages": [...]}, "preferred_output": [{"role": "assistant", ...}],
+    "non_preferred_output": [...]}``.
+    """
+
+    SUPERVISED = "supervised"
+    PREFERENCE = "preference"
+
+
+class JobState(enum.StrEnum):
+    """A job's life: pending → validating → queued → running → succeeded | failed | cancelled."""
+
+    PENDING = "pending"
+    VALIDATING = "validating"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRequest:
+    """What to train.  ``hyperparameters`` keys understood by every trainer: ``epochs``, ``learning_rate``,
+    ``batch_size``; trainers ignore keys they do not know (``local`` also reads ``max_steps``, ``lora``,
+    ``lora_r``, ``lora_alpha``, ``max_length``, ``seed``; ``openai`` reads ``learning_rate_multiplier``, ``beta``)."""
+
+    job_key: str
+    base_model: str
+    method: TrainingMethod
+    train_examples: list[dict[str, Any]]
+    validation_examples: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
+    hyperparameters: dict[str, Any] = field(default_factory=dict[str, Any])
+    suffix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A job's state as the trainer reports it."""
+
+    state: JobState
+    step: int | None = None
+    total_steps: int | None = None
+    result_model: str | None = None
+    error: str | None = None
+    trained_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobEventRecord:
+    """One event; ``data`` of a metrics event holds ``step``, ``total_steps``, ``train_loss`` and, where the
+    trainer knows it, ``learning_rate``, ``epoch``, ``valid_loss``."""
+
+    external_id: str
+    created_at: dt.datetime
+    message: str
+    level: str = "info"
+    kind: str = "message"  # "message" | "metrics"
+    data: dict[str, Any] = field(default_factory=dict[str, Any])
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """What the job tracker needs from a way of training."""
+
+    name: str
+
+    async def start(self, request: TrainingRequest) -> str:
+        """Upload or prepare the data and start the job; returns the trainer's id for it."""
+        ...
+
+    async def status(self, external_id: str) -> JobStatus: ...
+
+    async def events(self, external_id: str) -> list[JobEventRecord]:
+        """Every event so far, oldest first (the tracker stores the new ones)."""
+        ...
+
+    async def cancel(self, external_id: str) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,189 @@
+"""The ``openai`` trainer: OpenAI's fine-tuning API, or any server that implements it.
+
+OpenAI stopped self-serve fine-tuning for new organisations on 2026-05-07 and stops new jobs for everyone
+on 2027-01-06 (fine-tunes of the gpt-4o and gpt-4.1 families stop serving on 2027-01-14).  A refusal names
+the ``local`` trainer.  Servers other than OpenAI's are not held to those dates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Any, cast
+
+import openai
+
+from hypotez.errors import BackendAuthError, InvalidInputError, NotFoundError
+from hypotez.ml.chat import backend_error_from_openai
+from hypotez.ml.trainers.base import JobEventRecord, JobState, JobStatus, TrainingMethod, TrainingRequest
+
+if TYPE_CHECKING:
+    from openai.types.fine_tuning import FineTuningJob
+
+__all__ = ["OPENAI_NEW_JOBS_END", "OpenAITrainer"]
+
+#: OpenAI accepts no new fine-tuning jobs from this day on.
+OPENAI_NEW_JOBS_END = dt.date(2027, 1, 6)
+
+FORBIDDEN = (
+    "This OpenAI account cannot create fine-tuning jobs: OpenAI closed self-serve fine-tuning to new "
+    "organisations on 2026-05-07 and accepts no new jobs from anyone from 2027-01-06. "
+    "Train with `trainer:local` instead (a Hugging Face base model, trained on this server's machine)."
+)
+
+_STATES = {
+    "validating_files": JobState.VALIDATING,
+    "queued": JobState.QUEUED,
+    "running": JobState.RUNNING,
+    "succeeded": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+}
+
+
+def _jsonl(examples: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples).encode("utf-8")
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    """An event's ``data`` (an untyped object in the SDK) as a plain dict."""
+    if not isinstance(value, dict):
+        return {}
+    mapping = cast("dict[object, Any]", value)
+    return {str(k): v for k, v in mapping.items()}
+
+
+def _is_openai(base_url: str) -> bool:
+    return "api.openai.com" in base_url
+
+
+class OpenAITrainer:
+    """Fine-tuning through ``files`` + ``fine_tuning.jobs`` of an OpenAI-compatible API."""
+
+    name = "openai"
+
+    def __init__(self, client: openai.AsyncOpenAI, *, today: dt.date | None = None) -> None:
+        self.client = client
+        self._today = today
+
+    def _check_deadline(self) -> None:
+        today = self._today or dt.datetime.now(dt.UTC).date()
+        if today >= OPENAI_NEW_JOBS_END and _is_openai(str(self.client.base_url)):
+            raise BackendAuthError(FORBIDDEN, backend=self.name, status=403)
+
+    def _error(self, exc: openai.OpenAIError) -> Exception:
+        if isinstance(exc, openai.PermissionDeniedError):
+            return BackendAuthError(FORBIDDEN, backend=self.name, status=403)
+        if isinstance(exc, openai.BadRequestError):
+            detail = _as_dict(exc.body).get("message")
+            return InvalidInputError(f"The fine-tuning service refused the job: {detail or 'bad request'}")
+        return backend_error_from_openai(exc, backend=self.name)
+
+    async def _existing(self, job_key: str) -> str | None:
+        """A job already created for ``job_key`` (a retry after a crash between create and saving its id)."""
+        page = await self.client.fine_tuning.jobs.list(limit=100)
+        for job in page.data:
+            if (job.metadata or {}).get("hypotez_job") == job_key:
+                return job.id
+        return None
+
+    async def _upload(self, name: str, examples: list[dict[str, Any]]) -> str:
+        content = await asyncio.to_thread(_jsonl, examples)
+        uploaded = await self.client.files.create(file=(name, content, "application/jsonl"), purpose="fine-tune")
+        return uploaded.id
+
+    async def start(self, request: TrainingRequest) -> str:
+        self._check_deadline()
+        if not request.train_examples:
+            raise InvalidInputError("The dataset has no examples to train on.")
+        try:
+            existing = await self._existing(request.job_key)
+            if existing is not None:
+                return existing
+            training_file = await self._upload(f"{request.job_key}-train.jsonl", request.train_examples)
+            validation_file = (
+                await self._upload(f"{request.job_key}-valid.jsonl", request.validation_examples)
+                if request.validation_examples
+                else None
+            )
+            hp = request.hyperparameters
+            hyper: dict[str, Any] = {}
+            if "epochs" in hp:
+                hyper["n_epochs"] = int(hp["epochs"])
+            if "batch_size" in hp:
+                hyper["batch_size"] = int(hp["batch_size"])
+            if "learning_rate_multiplier" in hp:
+                hyper["learning_rate_multiplier"] = float(hp["learning_rate_multiplier"])
+            if request.method is TrainingMethod.PREFERENCE:
+                if "beta" in hp:
+                    hyper["beta"] = float(hp["beta"])
+                method: Any = {"type": "dpo", "dpo": {"hyperparameters": hyper}}
+            else:
+                method = {"type": "supervised", "supervised": {"hyperparameters": hyper}}
+            job = await self.client.fine_tuning.jobs.create(
+                model=request.base_model,
+                training_file=training_file,
+                validation_file=validation_file,
+                suffix=request.suffix,
+                method=method,
+                metadata={"hypotez_job": request.job_key},
+                seed=int(hp["seed"]) if "seed" in hp else None,
+            )
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+        return job.id
+
+    async def _retrieve(self, external_id: str) -> FineTuningJob:
+        try:
+            return await self.client.fine_tuning.jobs.retrieve(external_id)
+        except openai.NotFoundError as exc:
+            raise NotFoundError("fine-tuning job", external_id) from exc
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+
+    async def status(self, external_id: str) -> JobStatus:
+        job = await self._retrieve(external_id)
+        state = _STATES.get(job.status, JobState.RUNNING)
+        error = None
+        if job.error is not None and state is JobState.FAILED:
+            error = job.error.message or job.error.code or "the job failed"
+        elif state is JobState.FAILED:
+            error = "the job failed"
+        return JobStatus(
+            state=state,
+            result_model=job.fine_tuned_model,
+            error=error,
+            trained_tokens=job.trained_tokens,
+        )
+
+    async def events(self, external_id: str) -> list[JobEventRecord]:
+        records: list[JobEventRecord] = []
+        try:
+            async for event in self.client.fine_tuning.jobs.list_events(external_id, limit=100):
+                data = _as_dict(event.data)
+                records.append(
+                    JobEventRecord(
+                        external_id=event.id,
+                        created_at=dt.datetime.fromtimestamp(event.created_at, dt.UTC),
+                        message=event.message,
+                        level=event.level,
+                        kind=event.type or "message",
+                        data=data,
+                    )
+                )
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+        records.reverse()  # the API lists newest first
+        return records
+
+    async def cancel(self, external_id: str) -> None:
+        try:
+            await self.client.fine_tuning.jobs.cancel(external_id)
+        except openai.BadRequestError as exc:
+            raise InvalidInputError("This job has already finished; there is nothing to cancel.") from exc
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+
+    async def close(self) -> None:
+        """The client belongs to the chat backend, which closes it."""

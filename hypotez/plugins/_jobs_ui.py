@@ -1,0 +1,196 @@
+"""The live status message of a training job: an embed with a progress bar, the loss chart, and the
+Cancel / Refresh buttons (persistent: the job is found from the message they are on)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING
+
+import hikari
+import miru
+
+from hypotez.config import Capability
+from hypotez.errors import NotFoundError
+from hypotez.keys import Key
+from hypotez.ml.charts import loss_chart_png
+from hypotez.ml.trainers.base import JobState
+from hypotez.plugins._ui import EPHEMERAL, HzView
+from hypotez.storage.models import utcnow
+
+if TYPE_CHECKING:
+    from hypotez.app import Services
+    from hypotez.ml.jobs import JobUpdate
+    from hypotez.storage.models import TrainingJob
+
+__all__ = ["JobActions", "JobMessages", "job_actions_row", "job_embed", "progress_bar"]
+
+_LOGGER = logging.getLogger(__name__)
+
+_COLOURS = {
+    JobState.SUCCEEDED: hikari.Color(0x57F287),
+    JobState.FAILED: hikari.Color(0xED4245),
+    JobState.CANCELLED: hikari.Color(0x99AAB5),
+}
+
+
+def progress_bar(step: int | None, total: int | None, width: int = 20) -> str:
+    """``▰▰▰▰▱▱▱▱ 50% (150/300 steps)``; an empty bar when the total is not known yet."""
+    if not total or step is None:
+        return "▱" * width + " waiting to start"
+    done = max(0, min(step, total))
+    filled = round(width * done / total)
+    return f"{'▰' * filled}{'▱' * (width - filled)} {done / total:.0%} ({done}/{total} steps)"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m" if hours else (f"{minutes}m {secs:02d}s" if minutes else f"{secs}s")
+
+
+def _loss(job: TrainingJob) -> list[list[float]]:
+    """The loss series the tracker stores: ``[[step, loss], ...]``."""
+    raw: list[list[float]] = (job.metrics or {}).get("loss") or []
+    return raw
+
+
+def job_embed(job: TrainingJob, *, now: dt.datetime | None = None) -> hikari.Embed:
+    """The status of a job as members see it."""
+    now = now or utcnow()
+    state = JobState(job.status)
+    metrics = job.metrics or {}
+    step = metrics.get("step")
+    total = metrics.get("total_steps")
+    embed = hikari.Embed(
+        title=f"Training job #{job.id} · {job.trainer}",
+        description=f"**{state.value}**\n{progress_bar(step, total)}",
+        color=_COLOURS.get(state, hikari.Color(0x5865F2)),
+    )
+    embed.add_field("Base model", f"`{job.base_model[:200]}`", inline=True)
+    embed.add_field("Method", job.method, inline=True)
+    started = metrics.get("started_at")
+    begin = dt.datetime.fromisoformat(started) if isinstance(started, str) else job.created_at
+    end = job.finished_at or now
+    embed.add_field("Elapsed", _duration((end - begin).total_seconds()), inline=True)
+    if not state.finished and isinstance(step, int) and isinstance(total, int) and 0 < step < total:
+        remaining = (now - begin).total_seconds() / step * (total - step)
+        embed.add_field("Remaining (estimate)", _duration(remaining), inline=True)
+    loss = _loss(job)
+    if loss:
+        embed.add_field("Latest loss", f"{loss[-1][1]:.4f} at step {int(loss[-1][0])}", inline=True)
+    if job.result_model:
+        embed.add_field("Model", f"`{job.result_model}` — switch with `/model use`", inline=False)
+    if job.error:
+        embed.add_field("Reason", job.error[:1000], inline=False)
+    embed.set_footer(f"requested by {job.requested_by} · external id {job.external_id or '—'}")
+    return embed
+
+
+def job_actions_row() -> hikari.api.MessageActionRowBuilder:
+    row = hikari.impl.MessageActionRowBuilder()
+    row.add_interactive_button(hikari.ButtonStyle.SECONDARY, Key.JOB_REFRESH.value, emoji="🔄", label="Refresh")
+    row.add_interactive_button(hikari.ButtonStyle.DANGER, Key.JOB_CANCEL.value, label="Cancel")
+    return row
+
+
+async def render(job: TrainingJob) -> tuple[hikari.Embed, hikari.Bytes | None]:
+    """The embed, and the loss chart when there are metrics (rendered in a worker thread)."""
+    embed = job_embed(job)
+    loss = _loss(job)
+    if not loss:
+        return embed, None
+    png = await asyncio.to_thread(loss_chart_png, loss, title=f"job #{job.id}")
+    chart = hikari.Bytes(png, f"loss-{job.id}.png")
+    embed.set_image(chart)
+    return embed, chart
+
+
+class JobMessages:
+    """Keeps each job's status message current and tells the requester when it ends."""
+
+    def __init__(self, rest: hikari.api.RESTClient) -> None:
+        self.rest = rest
+
+    async def post(self, job: TrainingJob, channel_id: int) -> hikari.Message:
+        embed, _ = await render(job)
+        return await self.rest.create_message(channel_id, embed=embed, components=[job_actions_row()])
+
+    async def update(self, update: JobUpdate) -> None:
+        job = update.job
+        if job.status_channel_id is None or job.status_message_id is None:
+            return
+        await self.edit(job)
+        if update.finished_now:
+            await self.notify(job)
+
+    async def edit(self, job: TrainingJob) -> None:
+        assert job.status_channel_id is not None
+        assert job.status_message_id is not None
+        embed, _ = await render(job)
+        finished = JobState(job.status).finished
+        await self.rest.edit_message(
+            job.status_channel_id,
+            job.status_message_id,
+            embed=embed,
+            components=[] if finished else [job_actions_row()],
+        )
+
+    async def notify(self, job: TrainingJob) -> None:
+        assert job.status_channel_id is not None
+        state = JobState(job.status)
+        if state is JobState.SUCCEEDED:
+            text = (
+                f"<@{job.requested_by}> training job #{job.id} succeeded: `{job.result_model}` is ready. "
+                "Switch to it with `/model use`."
+            )
+        elif state is JobState.FAILED:
+            text = f"<@{job.requested_by}> training job #{job.id} failed: {job.error or 'no reason given'}"
+        else:
+            text = f"<@{job.requested_by}> training job #{job.id} was cancelled."
+        await self.rest.create_message(
+            job.status_channel_id,
+            text,
+            user_mentions=[job.requested_by],
+            reply=job.status_message_id or hikari.UNDEFINED,
+        )
+
+
+class JobActions(HzView):
+    """Persistent Refresh / Cancel buttons under every job's status message."""
+
+    def __init__(self, services: Services, messages: JobMessages) -> None:
+        super().__init__(timeout=None)
+        self.services = services
+        self.messages = messages
+
+    async def _job(self, context: miru.ViewContext) -> TrainingJob:
+        job = await self.services.jobs.by_status_message(int(context.message.id))
+        if job is None:
+            raise NotFoundError("training job", context.message.id, "This message is not a training job's status.")
+        return job
+
+    @miru.button(label="Refresh", emoji="🔄", custom_id=Key.JOB_REFRESH.value, style=hikari.ButtonStyle.SECONDARY)
+    async def refresh(self, context: miru.ViewContext, _: miru.Button) -> None:
+        caller = await self.services.caller(context.interaction)
+        caller.require(Capability.TRAIN)
+        job = await self._job(context)
+        await context.defer(flags=EPHEMERAL)
+        await self.services.jobs.refresh(job.id)
+        job = await self.services.jobs.get(job.id)
+        await self.messages.edit(job)
+        await context.respond(f"Job #{job.id}: {job.status}.", flags=EPHEMERAL)
+
+    @miru.button(label="Cancel", custom_id=Key.JOB_CANCEL.value, style=hikari.ButtonStyle.DANGER)
+    async def cancel(self, context: miru.ViewContext, _: miru.Button) -> None:
+        caller = await self.services.caller(context.interaction)
+        caller.require(Capability.TRAIN)
+        job = await self._job(context)
+        await context.defer(flags=EPHEMERAL)
+        job = await self.services.jobs.cancel(job.id)
+        await self.services.audit.record(
+            "job.cancel", guild_id=caller.guild_id, actor_id=caller.user_id, target=f"job:{job.id}"
+        )
+        await context.respond(f"Cancelling training job #{job.id} ({job.status}).", flags=EPHEMERAL)
