@@ -95,6 +95,8 @@ class Settings(BaseSettings):
 
     # Training
     job_poll_interval: float = 15.0
+    openai_base_model: str = "gpt-4.1-mini-2025-04-14"
+    local_base_model: str = "Qwen/Qwen2.5-0.5B-Instruct"
 
     # Speech
     whisper_model: str = "small"
@@ -153,6 +155,10 @@ class Settings(BaseSettings):
     def storage_backend(self) -> str:
         """``sqlite`` or ``postgresql`` (the dialect name of the database URL)."""
         return make_url(self.resolved_database_url).get_backend_name()
+
+    def default_base_model(self, trainer: str) -> str:
+        """The model ``/train`` starts from when none is given."""
+        return self.openai_base_model if trainer == "openai" else self.local_base_model
 
     def guild_roles(self, guild_id: int) -> dict[Capability, list[int]]:
         """Role grants configured for a guild (empty when none)."""

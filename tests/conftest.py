@@ -147,11 +147,22 @@ class Hypotez:
         return result
 
     async def settle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109
-        """Wait until no command is still running."""
-        tasks: set[asyncio.Task[Any]] = self.app.client._asyncio_tasks  # type: ignore[attr-defined]
+        """Wait until no command, button or modal callback is still running."""
+
+        def busy() -> list[asyncio.Task[Any]]:
+            tasks: set[asyncio.Task[Any]] = self.app.client._asyncio_tasks  # type: ignore[attr-defined]
+            running = [t for t in tasks if not t.done()]
+            # miru runs each callback in a task of its own (after answering in the HTTP body).
+            running += [
+                t
+                for t in asyncio.all_tasks()
+                if not t.done() and "_handle_callback" in getattr(t.get_coro(), "__qualname__", "")
+            ]
+            return running
+
         async with asyncio.timeout(timeout):
-            while any(not t.done() for t in tasks):
-                await asyncio.wait([t for t in tasks if not t.done()], timeout=timeout)
+            while pending := busy():
+                await asyncio.wait(pending, timeout=timeout)
 
 
 @contextlib.asynccontextmanager
@@ -190,6 +201,7 @@ def bot_settings(settings: Settings, openai_fake: FakeOpenAI, database_url: str)
             "chat_stream_interval": 0.05,
             "chat_timeout": 1.0,
             "chat_max_retries": 0,
+            "job_poll_interval": 3600.0,  # tests poll jobs explicitly (the first poll at start-up still runs)
         }
     )
 

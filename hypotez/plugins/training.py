@@ -17,12 +17,16 @@ from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml.assistant import Assistant
 from hypotez.ml.charts import win_loss_chart_png
 from hypotez.ml.evaluation import EvalReport, TestCase, compare, evaluate, parse_test_data
-from hypotez.ml.jobs import JobTracker
+from hypotez.ml.jobs import JobSpec, JobTracker
+from hypotez.ml.trainers.base import TrainingMethod, TrainingRequest
+from hypotez.ml.training_data import dataset_names, load_training_data, split, validate_for
 from hypotez.permissions import Caller
 from hypotez.plugins._checks import require
 from hypotez.plugins._jobs_ui import JobActions, JobMessages, render
 from hypotez.plugins.chat import model_autocomplete
 from hypotez.plugins.feedback import read_text_attachment
+from hypotez.storage import Database
+from hypotez.storage.models import TrainingJob
 from hypotez.storage.repositories import AuditLog, GuildSettingsRepository
 
 loader = lightbulb.Loader()
@@ -56,6 +60,136 @@ async def _own_job(jobs: JobTracker, caller: Caller, value: str) -> int:
     if job.guild_id != caller.guild_id:
         raise NotFoundError("training job", value, f"There is no training job #{job.id} in this server.")
     return job.id
+
+
+async def dataset_autocomplete(ctx: lightbulb.AutocompleteContext[str], db: Database = lightbulb.di.INJECTED) -> None:
+    """Dataset names of this server."""
+    typed = str(ctx.focused.value or "").lower()
+    names = await dataset_names(db, ctx.interaction.guild_id)
+    await ctx.respond([n for n in names if typed in n.lower()][:25])
+
+
+@loader.command
+class Train(
+    lightbulb.SlashCommand,
+    name="train",
+    description="Fine-tune a model on a dataset",
+    hooks=[require(Capability.TRAIN)],
+):
+    dataset = lightbulb.string("dataset", "Dataset to train on", autocomplete=dataset_autocomplete, max_length=100)
+    trainer = lightbulb.string(
+        "trainer",
+        "Where to train",
+        choices=[lightbulb.Choice("local (this server's machine)", "local"), lightbulb.Choice("openai", "openai")],
+        default="local",
+    )
+    base_model = lightbulb.string("base_model", "Model to start from", default=None, max_length=300)
+    method = lightbulb.string(
+        "method",
+        "supervised (chat examples) or preference (DPO pairs)",
+        choices=[lightbulb.Choice("supervised", "supervised"), lightbulb.Choice("preference", "preference")],
+        default="supervised",
+    )
+    epochs = lightbulb.integer("epochs", "Passes over the data", default=None, min_value=1, max_value=50)
+    learning_rate = lightbulb.number(
+        "learning_rate", "local: learning rate; openai: learning-rate multiplier", default=None, min_value=0
+    )
+    batch_size = lightbulb.integer("batch_size", "Examples per step", default=None, min_value=1, max_value=256)
+    max_steps = lightbulb.integer("max_steps", "local: stop after this many steps", default=None, min_value=1)
+    lora = lightbulb.boolean("lora", "local: train a LoRA adapter (default) instead of every weight", default=None)
+    validation = lightbulb.number(
+        "validation", "Share of examples held out for validation (0-0.5)", default=0.0, min_value=0, max_value=0.5
+    )
+    suffix = lightbulb.string("suffix", "A name for the resulting model", default=None, max_length=40)
+
+    def _hyperparameters(self) -> dict[str, object]:
+        hp: dict[str, object] = {}
+        if self.epochs is not None:
+            hp["epochs"] = self.epochs
+        if self.batch_size is not None:
+            hp["batch_size"] = self.batch_size
+        if self.learning_rate is not None:
+            hp["learning_rate_multiplier" if self.trainer == "openai" else "learning_rate"] = self.learning_rate
+        if self.trainer == "local":
+            if self.max_steps is not None:
+                hp["max_steps"] = self.max_steps
+            if self.lora is not None:
+                hp["lora"] = self.lora
+        return hp
+
+    @lightbulb.invoke
+    async def invoke(
+        self,
+        ctx: lightbulb.Context,
+        caller: Caller,
+        settings: Settings,
+        db: Database,
+        jobs: JobTracker,
+        messages: JobMessages,
+        audit: AuditLog,
+    ) -> None:
+        method = TrainingMethod(self.method)
+        jobs.trainer(self.trainer)  # an unavailable trainer is refused before any work
+        base_model = self.base_model or settings.default_base_model(self.trainer)
+        data = await load_training_data(db, guild_id=caller.guild_id, name=self.dataset, method=method)
+        train, valid = split(data.examples, self.validation)
+        validate_for(self.trainer, train)
+        await ctx.defer(ephemeral=True)
+        hyperparameters = self._hyperparameters()
+        spec = JobSpec(
+            trainer=self.trainer,
+            base_model=base_model,
+            method=method.value,
+            hyperparameters={**hyperparameters, "validation": self.validation},
+            data_fingerprint=data.fingerprint,
+            guild_id=caller.guild_id,
+            requested_by=caller.user_id,
+            dataset_id=data.dataset.id if data.dataset is not None else None,
+            status_channel_id=caller.channel_id,
+            suffix=self.suffix,
+        )
+
+        async def request(job_key: str) -> TrainingRequest:
+            return TrainingRequest(
+                job_key=job_key,
+                base_model=base_model,
+                method=method,
+                train_examples=train,
+                validation_examples=valid,
+                hyperparameters=hyperparameters,
+                suffix=self.suffix,
+            )
+
+        job, created = await jobs.submit(spec, request, idempotency_key=f"interaction:{ctx.interaction.id}")
+        if not created:
+            where = f" (status message: {_message_link(job)})" if job.status_message_id else ""
+            await ctx.respond(f"An identical training job #{job.id} is already {job.status}{where}.", ephemeral=True)
+            return
+        status_message = await messages.post(job, caller.channel_id)
+        await jobs.set_status_message(job.id, caller.channel_id, int(status_message.id))
+        await audit.record(
+            "job.start",
+            guild_id=caller.guild_id,
+            actor_id=caller.user_id,
+            target=f"job:{job.id}",
+            details={
+                "trainer": self.trainer,
+                "base_model": base_model,
+                "dataset": self.dataset,
+                "examples": len(train),
+            },
+        )
+        await ctx.respond(
+            f"Training job #{job.id} started on `{base_model}` with {len(train)} examples"
+            + (f" ({len(valid)} held out for validation)" if valid else "")
+            + ". Its status message below updates as it runs.",
+            ephemeral=True,
+        )
+
+
+def _message_link(job: TrainingJob) -> str:
+    guild = job.guild_id or "@me"
+    return f"https://discord.com/channels/{guild}/{job.status_channel_id}/{job.status_message_id}"
 
 
 jobs_group = lightbulb.Group("jobs", "Training jobs")
@@ -349,5 +483,6 @@ loader.command(test_group)
 def setup(app: Hypotez) -> None:
     """Persistent job buttons, and live status messages for every job update."""
     messages = JobMessages(app.bot.rest)
+    app.client.di.registry_for(lightbulb.di.Contexts.DEFAULT).register_value(JobMessages, messages)
     app.miru.start_view(JobActions(app.services, messages), bind_to=None)
     app.services.jobs.subscribe(messages.update)

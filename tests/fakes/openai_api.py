@@ -947,7 +947,7 @@ class FakeOpenAI:
             raise self._missing("model")
         if "training_file" not in body:
             raise self._missing("training_file")
-        if model not in self.models:
+        if model not in self.models and model not in MODEL_SNAPSHOTS.values():
             raise OpenAIError(
                 400,
                 f"Model {model} is not available for fine-tuning or does not exist.",

@@ -1,0 +1,272 @@
+"""The ``openai`` trainer end to end: ``/train`` through Discord, the job tracker, live status messages,
+resume after a restart, idempotency and the permission error — against the local OpenAI stand-in."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import select
+
+from hypotez.storage.models import BotReply, RegisteredModel, TrainingJob
+from tests.conftest import running_hypotez
+from tests.fakes.interactions import ADMIN_MEMBER, CHANNEL_ID, GUILD_ID, USER_ID, button, slash
+
+if TYPE_CHECKING:
+    from hypotez.app import Services
+    from hypotez.config import Settings
+    from tests.conftest import Hypotez
+    from tests.fakes.discord_rest import RecordedCall
+    from tests.fakes.openai_api import FakeOpenAI
+
+
+async def seed_corrections(services: Services, count: int) -> None:
+    """``count`` replies corrected by a member: the guild's ``corrections`` dataset."""
+    for i in range(count):
+        reply = BotReply(
+            guild_id=GUILD_ID,
+            channel_id=CHANNEL_ID,
+            author_id=USER_ID,
+            backend="openai",
+            model="gpt-4o-mini",
+            prompt_messages=[{"role": "user", "content": f"What is {i} + {i}?"}],
+            user_text=f"What is {i} + {i}?",
+            content="I don't know.",
+        )
+        await services.replies.add(reply, [])
+        await services.corrections.upsert(reply, author_id=USER_ID, corrected_text=str(2 * i), source="test")
+
+
+def _status_posts(hz: Hypotez) -> list[RecordedCall]:
+    return [c for c in hz.rest.calls_to("POST", f"/channels/{CHANNEL_ID}/messages") if c.json and c.json.get("embeds")]
+
+
+def _status_edits(hz: Hypotez, message_id: int) -> list[RecordedCall]:
+    return hz.rest.calls_to("PATCH", f"/channels/{CHANNEL_ID}/messages/{message_id}")
+
+
+def _embed(call: RecordedCall) -> dict[str, Any]:
+    assert call.json is not None
+    return call.json["embeds"][0]
+
+
+async def _job(services: Services) -> TrainingJob:
+    async with services.db.session() as session:
+        return (await session.scalars(select(TrainingJob))).one()
+
+
+async def _run_to_end(services: Services, job_id: int, rounds: int = 10) -> TrainingJob:
+    for _ in range(rounds):
+        await services.jobs.poll_once()
+        job = await services.jobs.get(job_id)
+        if job.finished_at is not None:
+            return job
+    pytest.fail("the job never finished")
+
+
+@pytest.mark.asyncio
+async def test_openai_lifecycle_through_discord(hz: Hypotez) -> None:
+    await seed_corrections(hz.services, 12)
+    started = await hz.send(
+        slash(
+            "train", {"dataset": "corrections", "trainer": "openai", "epochs": 2, "suffix": "arith"}, user=ADMIN_MEMBER
+        )
+    )
+    reply = " ".join(str((c.json or {}).get("content", "")) for c in started.followups)
+    assert "Training job #1 started on `gpt-4.1-mini-2025-04-14` with 12 examples" in reply
+
+    # The data went up as a fine-tuning file in OpenAI's chat format, and the job was created with it.
+    [upload] = [r for r in hz.openai.requests if r.method == "POST" and r.path == "/v1/files"]
+    [file_id] = list(hz.openai.files)
+    meta, content = hz.openai.files[file_id]
+    assert meta["purpose"] == "fine-tune"
+    lines = content.decode().splitlines()
+    assert len(lines) == 12
+    assert '"messages"' in lines[0]
+    [create] = [r for r in hz.openai.requests if r.method == "POST" and r.path == "/v1/fine_tuning/jobs"]
+    assert create.json is not None
+    assert create.json["training_file"] == file_id
+    assert create.json["method"] == {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}}
+    assert create.json["suffix"] == "arith"
+    _ = upload
+
+    # A live status message with Refresh / Cancel buttons.
+    [post] = _status_posts(hz)
+    assert _embed(post)["title"] == "Training job #1 · openai"
+    assert [c["custom_id"] for row in post.json["components"] for c in row["components"]] == ["hz.jr", "hz.jc"]  # type: ignore[index]
+    job = await _job(hz.services)
+    assert job.status_message_id is not None
+    assert job.external_id in hz.openai.jobs
+
+    job = await _run_to_end(hz.services, job.id)
+    assert job.status == "succeeded"
+    assert job.result_model is not None
+    assert job.result_model.startswith("ft:gpt-4.1-mini")
+    events = await hz.services.jobs.events(job.id)
+    assert any(e.data.get("kind") == "metrics" for e in events)
+    assert job.metrics["loss"], "metrics were collected into a loss series"
+
+    edits = _status_edits(hz, job.status_message_id)
+    assert edits, "the status message was edited as the job progressed"
+    final = edits[-1]
+    assert "**succeeded**" in _embed(final)["description"]
+    assert final.json is not None
+    assert final.json["components"] == []  # no buttons on a finished job
+    assert any(f.filename.startswith("loss-") and f.content.startswith(b"\x89PNG") for e in edits for f in e.files)
+    # The requester is told, by mention.
+    mentions = [
+        c
+        for c in hz.rest.calls_to("POST", f"/channels/{CHANNEL_ID}/messages")
+        if f"<@{job.requested_by}>" in str((c.json or {}).get("content"))
+    ]
+    assert mentions
+    assert "succeeded" in mentions[-1].json["content"]  # type: ignore[index]
+
+    # The model is registered, and the bot can switch to it.
+    async with hz.services.db.session() as session:
+        registered = (await session.scalars(select(RegisteredModel))).one()
+    assert registered.name == job.result_model
+    assert registered.job_id == job.id
+    assert registered.dataset_id == job.dataset_id
+    switched = await hz.send(slash("model", {"name": job.result_model}, subcommand="use", user=ADMIN_MEMBER))
+    assert any("now talks with" in str((c.json or {}).get("content")) for c in switched.followups)
+    hz.openai.reply_with(lambda messages, model: f"{model} answers")
+    answered = await hz.send(slash("chat", {"message": "What is 3 + 3?"}))
+    assert answered.original_message is not None
+    assert answered.original_message["content"] == f"{job.result_model} answers"
+    listed = await hz.send(slash("model", subcommand="list"))
+    listing = " ".join(str((c.json or {}).get("content")) for c in listed.followups)
+    assert f"`{job.result_model}` · openai" in listing
+    assert f"Active here: `{job.result_model}`" in listing
+
+
+@pytest.mark.asyncio
+async def test_jobs_commands(hz: Hypotez) -> None:
+    await seed_corrections(hz.services, 10)
+    await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
+    job = await _run_to_end(hz.services, (await _job(hz.services)).id)
+    listed = await hz.send(slash("jobs", subcommand="list", user=ADMIN_MEMBER))
+    assert listed.content is not None
+    assert f"`#{job.id}` **succeeded** · openai" in listed.content
+    choices = await hz.send(autocomplete_jobs())
+    assert choices.choices[0]["value"] == str(job.id)
+    events = await hz.send(slash("jobs", {"job": str(job.id)}, subcommand="events", user=ADMIN_MEMBER))
+    assert events.content is not None
+    assert "Events of job" in events.content
+    status = await hz.send(slash("jobs", {"job": f"#{job.id}"}, subcommand="status", user=ADMIN_MEMBER))
+    assert any("succeeded" in str(c.json) for c in status.followups)
+    finished = await hz.send(slash("jobs", {"job": str(job.id)}, subcommand="cancel", user=ADMIN_MEMBER))
+    assert any("already succeeded" in str(c.json) for c in finished.followups)
+    unknown = await hz.send(slash("jobs", {"job": "999"}, subcommand="status", user=ADMIN_MEMBER))
+    assert unknown.content is not None
+    assert "no training job #999" in unknown.content
+    refused = await hz.send(slash("jobs", subcommand="list"))
+    assert refused.content is not None
+    assert "`train` capability" in refused.content
+
+
+def autocomplete_jobs() -> dict[str, Any]:
+    from tests.fakes.interactions import autocomplete
+
+    return autocomplete("jobs", {"job": ""}, "job", subcommand="status", user=ADMIN_MEMBER)
+
+
+@pytest.mark.asyncio
+async def test_failure_is_reported_with_its_reason(hz: Hypotez) -> None:
+    await seed_corrections(hz.services, 10)
+    await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
+    job = await _job(hz.services)
+    assert job.external_id is not None
+    hz.openai.advance_job(
+        job.external_id, to="failed", error={"code": "invalid_training_file", "message": "Line 3 is too long."}
+    )
+    job = await _run_to_end(hz.services, job.id)
+    assert job.status == "failed"
+    assert job.error == "Line 3 is too long."
+    notices = [str((c.json or {}).get("content")) for c in hz.rest.calls_to("POST", f"/channels/{CHANNEL_ID}/messages")]
+    assert any("failed: Line 3 is too long." in n for n in notices)
+
+
+@pytest.mark.asyncio
+async def test_cancel_button_on_the_status_message(hz: Hypotez) -> None:
+    await seed_corrections(hz.services, 10)
+    hz.openai.auto_advance = False
+    await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
+    job = await _job(hz.services)
+    assert job.status_message_id is not None
+    message = hz.rest.messages[job.status_message_id]
+    refused = await hz.send(button("hz.jc", message))
+    assert refused.content is not None
+    assert "`train` capability" in refused.content
+    await hz.send(button("hz.jc", message, user=ADMIN_MEMBER))
+    job = await hz.services.jobs.get(job.id)
+    assert job.status == "cancelled"
+    assert hz.openai.jobs[job.external_id or ""]["status"] == "cancelled"
+    assert "**cancelled**" in _embed(_status_edits(hz, job.status_message_id)[-1])["description"]
+
+
+@pytest.mark.asyncio
+async def test_a_job_is_resumed_after_a_restart(bot_settings: Settings, openai_fake: FakeOpenAI) -> None:
+    await_later: dict[str, int] = {}
+    openai_fake.auto_advance = False
+    async with running_hypotez(bot_settings, openai_fake) as first:
+        await seed_corrections(first.services, 10)
+        await first.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
+        job = await _job(first.services)
+        assert job.status_message_id is not None
+        await_later["job"] = job.id
+        await_later["message"] = job.status_message_id
+        message = first.rest.messages[job.status_message_id]
+    # While the bot is down the job finishes at OpenAI.
+    assert job.external_id is not None
+    openai_fake.advance_job(job.external_id, to="succeeded")
+    # A new process on the same database picks the job up at start-up and updates the same message.
+    from tests.fakes.discord_rest import FakeDiscordREST
+
+    async with FakeDiscordREST() as discord:
+        discord.messages[await_later["message"]] = message  # Discord still has the status message
+        async with running_hypotez(bot_settings, openai_fake, rest=discord) as second:
+            job = await _run_to_end(second.services, await_later["job"])
+            assert job.status == "succeeded"
+            await second.rest.wait_for(lambda: bool(_status_edits(second, await_later["message"])))
+            edits = _status_edits(second, await_later["message"])
+            assert "**succeeded**" in _embed(edits[-1])["description"]
+
+
+@pytest.mark.asyncio
+async def test_the_same_request_starts_one_job(hz: Hypotez) -> None:
+    await seed_corrections(hz.services, 10)
+    hz.openai.auto_advance = False
+    payload = slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER)
+    await hz.send(payload)
+    again = await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
+    assert any("identical training job #1 is already" in str(c.json) for c in again.followups)
+    assert len(hz.openai.jobs) == 1
+    async with hz.services.db.session() as session:
+        assert len((await session.scalars(select(TrainingJob))).all()) == 1
+
+
+@pytest.mark.asyncio
+async def test_forbidden_fine_tuning_names_the_local_trainer(hz: Hypotez) -> None:
+    await seed_corrections(hz.services, 10)
+    hz.openai.fine_tuning_forbidden = True
+    result = await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
+    text = " ".join(str((c.json or {}).get("content")) for c in result.followups)
+    assert "cannot create fine-tuning jobs" in text
+    assert "2027-01-06" in text
+    assert "`trainer:local`" in text
+    job = await _job(hz.services)
+    assert job.status == "failed"
+    assert _status_posts(hz) == []
+
+
+@pytest.mark.asyncio
+async def test_too_little_data_is_refused_before_upload(hz: Hypotez) -> None:
+    await seed_corrections(hz.services, 4)
+    result = await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
+    assert result.content is not None
+    assert "at least 10 examples" in result.content
+    assert hz.openai.files == {}
+    missing = await hz.send(slash("train", {"dataset": "nope", "trainer": "openai"}, user=ADMIN_MEMBER))
+    assert missing.content is not None
+    assert "no dataset called `nope`" in missing.content
