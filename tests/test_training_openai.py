@@ -106,6 +106,7 @@ async def test_openai_lifecycle_through_discord(hz: Hypotez) -> None:
     assert any(e.data.get("kind") == "metrics" for e in events)
     assert job.metrics["loss"], "metrics were collected into a loss series"
 
+    assert job.status_message_id is not None
     edits = _status_edits(hz, job.status_message_id)
     assert edits, "the status message was edited as the job progressed"
     final = edits[-1]
@@ -202,6 +203,7 @@ async def test_cancel_button_on_the_status_message(hz: Hypotez) -> None:
     job = await hz.services.jobs.get(job.id)
     assert job.status == "cancelled"
     assert hz.openai.jobs[job.external_id or ""]["status"] == "cancelled"
+    assert job.status_message_id is not None
     assert "**cancelled**" in _embed(_status_edits(hz, job.status_message_id)[-1])["description"]
 
 

@@ -115,7 +115,7 @@ def split(
     if not 0 < validation < 1:
         raise InvalidInputError("The validation share must be between 0 and 1.")
     shuffled = list(examples)
-    random.Random(seed).shuffle(shuffled)
+    random.Random(seed).shuffle(shuffled)  # noqa: S311 - a reproducible split, not a secret
     held = max(1, round(len(shuffled) * validation))
     if held >= len(shuffled):
         raise InvalidInputError("Too few examples to hold some out for validation.")
