@@ -110,6 +110,22 @@ async def _open_thread(ctx: lightbulb.Context, reply: BotReply) -> None:
 prompt = lightbulb.Group("prompt", "The system prompt for this server or channel")
 
 
+async def _store_prompt(
+    caller: Caller, guild_settings: GuildSettingsRepository, audit: AuditLog, text: str | None, *, channel: bool
+) -> None:
+    """Set (or clear, with ``None``) the server's or the channel's system prompt, and audit it."""
+    if caller.guild_id is None:
+        raise InvalidInputError("System prompts are set per server; use this command in a server.")
+    scope = caller.channel_id if channel else 0
+    await guild_settings.update(caller.guild_id, scope, system_prompt=text)
+    await audit.record(
+        "prompt.set" if text is not None else "prompt.clear",
+        guild_id=caller.guild_id,
+        actor_id=caller.user_id,
+        target=f"channel:{scope}",
+    )
+
+
 @prompt.register
 class PromptSet(
     lightbulb.SlashCommand, name="set", description="Set the system prompt", hooks=[require(Capability.TRAIN)]
@@ -121,11 +137,7 @@ class PromptSet(
     async def invoke(
         self, ctx: lightbulb.Context, caller: Caller, guild_settings: GuildSettingsRepository, audit: AuditLog
     ) -> None:
-        if caller.guild_id is None:
-            raise InvalidInputError("System prompts are set per server; use this command in a server.")
-        scope = caller.channel_id if self.channel else 0
-        await guild_settings.update(caller.guild_id, scope, system_prompt=self.text)
-        await audit.record("prompt.set", guild_id=caller.guild_id, actor_id=caller.user_id, target=f"channel:{scope}")
+        await _store_prompt(caller, guild_settings, audit, self.text, channel=self.channel)
         where = "this channel" if self.channel else "this server"
         await ctx.respond(f"System prompt for {where} set ({len(self.text):,} characters).", ephemeral=True)
 
@@ -162,11 +174,7 @@ class PromptClear(
     async def invoke(
         self, ctx: lightbulb.Context, caller: Caller, guild_settings: GuildSettingsRepository, audit: AuditLog
     ) -> None:
-        if caller.guild_id is None:
-            raise InvalidInputError("System prompts are set per server; use this command in a server.")
-        scope = caller.channel_id if self.channel else 0
-        await guild_settings.update(caller.guild_id, scope, system_prompt=None)
-        await audit.record("prompt.clear", guild_id=caller.guild_id, actor_id=caller.user_id, target=f"channel:{scope}")
+        await _store_prompt(caller, guild_settings, audit, None, channel=self.channel)
         await ctx.respond("System prompt removed.", ephemeral=True)
 
 

@@ -29,6 +29,12 @@ _MESSAGE_REF = re.compile(
 CORRECTION_FILE_LIMIT = 1024 * 1024
 
 
+async def open_modal(ctx: lightbulb.Context, components: miru.Client, modal: miru.Modal) -> None:
+    """Answer a command with a miru modal (lightbulb sends it; miru handles the submission)."""
+    await ctx.respond_with_modal(modal.title, modal.custom_id, components=modal)
+    components.start_modal(modal)
+
+
 def parse_message_ref(value: str) -> int:
     """The message id in ``value`` (an id or a message link)."""
     match = _MESSAGE_REF.match(value)
@@ -80,8 +86,7 @@ class CorrectThisReply(lightbulb.MessageCommand, name="Correct this reply", hook
     ) -> None:
         reply, part = await find_reply(replies, int(self.target.id))
         modal = correction_modal_for(services, reply, part)
-        await ctx.respond_with_modal(modal.title, modal.custom_id, components=modal)
-        components.start_modal(modal)
+        await open_modal(ctx, components, modal)
 
 
 @loader.command
@@ -168,8 +173,7 @@ class FeedbackSend(
         if self.message_id is not None:
             reply, _ = await find_reply(replies, parse_message_ref(self.message_id))
         modal = FeedbackModal(services, reply)
-        await ctx.respond_with_modal(modal.title, modal.custom_id, components=modal)
-        components.start_modal(modal)
+        await open_modal(ctx, components, modal)
 
 
 @feedback.register
@@ -211,5 +215,4 @@ class RateThisReply(lightbulb.MessageCommand, name="Rate this reply", hooks=[req
     ) -> None:
         reply, _ = await find_reply(replies, int(self.target.id))
         modal = FeedbackModal(services, reply)
-        await ctx.respond_with_modal(modal.title, modal.custom_id, components=modal)
-        components.start_modal(modal)
+        await open_modal(ctx, components, modal)
