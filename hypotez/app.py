@@ -20,13 +20,19 @@ from hypotez.config import Settings
 from hypotez.errors import ConfigError, HypotezError
 from hypotez.ml.assistant import Assistant, ChatBackends
 from hypotez.ml.chat import ChatBackend, OpenAICompatibleBackend
+from hypotez.ml.datasets import DatasetCatalog
 from hypotez.ml.jobs import JobTracker
+from hypotez.ml.local_chat import LocalChatBackend
+from hypotez.ml.local_models import LocalModels
+from hypotez.ml.trainers.local import LocalTrainer
 from hypotez.ml.trainers.openai import OpenAITrainer
 from hypotez.permissions import Caller, resolve_caller
 from hypotez.storage import Database
+from hypotez.storage.files import DataDirectory
 from hypotez.storage.repositories import (
     AuditLog,
     CorrectionRepository,
+    DatasetRepository,
     FeedbackRepository,
     GuildSettingsRepository,
     ReplyRepository,
@@ -64,7 +70,11 @@ class Services:
     replies: ReplyRepository = field(init=False)
     corrections: CorrectionRepository = field(init=False)
     feedback: FeedbackRepository = field(init=False)
+    data_dir: DataDirectory = field(init=False)
+    datasets: DatasetRepository = field(init=False)
+    catalog: DatasetCatalog = field(init=False)
     backends: ChatBackends = field(init=False)
+    local_models: LocalModels = field(init=False)
     assistant: Assistant = field(init=False)
     jobs: JobTracker = field(init=False)
     _closed: bool = field(init=False, default=False)
@@ -75,12 +85,24 @@ class Services:
         self.replies = ReplyRepository(self.db)
         self.corrections = CorrectionRepository(self.db)
         self.feedback = FeedbackRepository(self.db)
-        self.backends = ChatBackends(self.chat)
+        self.data_dir = DataDirectory.from_settings(self.settings)
+        self.datasets = DatasetRepository(self.db)
+        self.catalog = DatasetCatalog(self.settings, self.datasets, self.data_dir, self.audit)
+        self.local_models = LocalModels(self.settings.data_dir)
+        self.backends = ChatBackends(
+            self.chat,
+            LocalChatBackend(
+                self.local_models.resolve,
+                available=self.local_models.ids,
+                allow_paths=False,  # members name models, never paths
+                max_new_tokens=self.settings.local_max_new_tokens,
+            ),
+        )
         self.assistant = Assistant(self.settings, self.db, self.backends, self.guild_settings, self.replies)
         self.jobs = JobTracker(self.db, self._trainers(), poll_interval=self.settings.job_poll_interval)
 
     def _trainers(self) -> dict[str, Trainer]:
-        trainers: dict[str, Trainer] = {}
+        trainers: dict[str, Trainer] = {"local": LocalTrainer(self.local_models.training_dir)}
         if isinstance(self.chat, OpenAICompatibleBackend):
             trainers["openai"] = OpenAITrainer(self.chat.client)
         return trainers
@@ -243,9 +265,13 @@ async def assemble(
     registry.register_value(ReplyRepository, services.replies)
     registry.register_value(CorrectionRepository, services.corrections)
     registry.register_value(FeedbackRepository, services.feedback)
+    registry.register_value(DataDirectory, services.data_dir)
+    registry.register_value(DatasetRepository, services.datasets)
+    registry.register_value(DatasetCatalog, services.catalog)
     registry.register_value(ChatBackends, services.backends)
     registry.register_value(Assistant, services.assistant)
     registry.register_value(JobTracker, services.jobs)
+    registry.register_value(LocalModels, services.local_models)
     registry.register_value(miru.Client, components)
 
     async def _caller(ctx: lightbulb.Context) -> Caller:

@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     job_poll_interval: float = 15.0
     openai_base_model: str = "gpt-4.1-mini-2025-04-14"
     local_base_model: str = "Qwen/Qwen2.5-0.5B-Instruct"
+    local_max_new_tokens: int = 256
 
     # Speech
     whisper_model: str = "small"

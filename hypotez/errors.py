@@ -11,7 +11,8 @@ Hierarchy::
     ├── NotFoundError                 an id, name or path that does not exist (``kind``, ``key``)
     ├── InvalidInputError             malformed input: a bad option, file or line (``details``)
     ├── PermissionDeniedError         the member lacks a capability (``capability``)
-    ├── StorageError                  the database cannot be reached or is not migrated
+    ├── StorageError                  the database cannot be reached or is not migrated, or a data
+    │                                 directory operation (archiving, exporting) failed
     └── BackendError                  a remote model service failed (``backend``, ``status``)
         ├── BackendTimeoutError       it did not answer in time
         ├── BackendRateLimitError     it asked us to slow down (``retry_after``)
@@ -82,7 +83,7 @@ class PermissionDeniedError(HypotezError):
 
 
 class StorageError(HypotezError):
-    """The database cannot be used."""
+    """The database cannot be used, or a file operation in the data directory failed."""
 
 
 class BackendError(HypotezError):

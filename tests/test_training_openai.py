@@ -271,4 +271,4 @@ async def test_too_little_data_is_refused_before_upload(hz: Hypotez) -> None:
     assert hz.openai.files == {}
     missing = await hz.send(slash("train", {"dataset": "nope", "trainer": "openai"}, user=ADMIN_MEMBER))
     assert missing.content is not None
-    assert "no dataset called `nope`" in missing.content
+    assert "No dataset called `nope`" in missing.content

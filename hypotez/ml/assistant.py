@@ -29,6 +29,10 @@ class ChatBackends:
         self._by_name: dict[str, ChatBackend] = {b.name: b for b in (default, *others)}
         self._model_cache: tuple[float, list[str]] | None = None
 
+    @property
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
     def register(self, backend: ChatBackend) -> None:
         self._by_name[backend.name] = backend
 
@@ -101,19 +105,25 @@ class Assistant:
             return list(rows.all())
 
     async def backend_for(self, guild_id: int | None, model: str) -> ChatBackend:
+        """Local models (``local:...``) and registered ones go to their backend; the rest to the default."""
+        if model.startswith("local:"):
+            return self.backends.get("local")
         for registered in await self.registered_models(guild_id):
             if registered.name == model:
                 return self.backends.get(registered.backend)
         return self.backends.default
 
     async def model_choices(self, guild_id: int | None) -> list[str]:
-        """Models a member can pick: the guild's trained models first, then the backend's."""
+        """Models a member can pick: the guild's trained models first, then local ones, then the backend's."""
         trained = [m.name for m in await self.registered_models(guild_id)]
+        local: list[str] = []
+        if "local" in self.backends.names:
+            local = await self.backends.get("local").list_models()
         try:
             served = await self.backends.backend_models()
         except BackendError:
             served = []
-        return list(dict.fromkeys([*trained, *served]))
+        return list(dict.fromkeys([*trained, *local, *served]))
 
     async def prepare(
         self,

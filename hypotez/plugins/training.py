@@ -16,10 +16,12 @@ from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml.assistant import Assistant
 from hypotez.ml.charts import win_loss_chart_png
+from hypotez.ml.datasets import split_examples
 from hypotez.ml.evaluation import EvalReport, TestCase, compare, evaluate, parse_test_data
 from hypotez.ml.jobs import JobSpec, JobTracker
+from hypotez.ml.local_models import LocalModels
 from hypotez.ml.trainers.base import TrainingMethod, TrainingRequest
-from hypotez.ml.training_data import dataset_names, load_training_data, split, validate_for
+from hypotez.ml.training_data import load_training_data, validate_for
 from hypotez.permissions import Caller
 from hypotez.plugins._checks import require
 from hypotez.plugins._jobs_ui import JobActions, JobMessages, render
@@ -27,7 +29,7 @@ from hypotez.plugins.chat import model_autocomplete
 from hypotez.plugins.feedback import read_text_attachment
 from hypotez.storage import Database
 from hypotez.storage.models import TrainingJob
-from hypotez.storage.repositories import AuditLog, GuildSettingsRepository
+from hypotez.storage.repositories import AuditLog, DatasetRepository, GuildSettingsRepository
 
 loader = lightbulb.Loader()
 _LOGGER = logging.getLogger(__name__)
@@ -62,10 +64,12 @@ async def _own_job(jobs: JobTracker, caller: Caller, value: str) -> int:
     return job.id
 
 
-async def dataset_autocomplete(ctx: lightbulb.AutocompleteContext[str], db: Database = lightbulb.di.INJECTED) -> None:
+async def dataset_autocomplete(
+    ctx: lightbulb.AutocompleteContext[str], datasets: DatasetRepository = lightbulb.di.INJECTED
+) -> None:
     """Dataset names of this server."""
     typed = str(ctx.focused.value or "").lower()
-    names = await dataset_names(db, ctx.interaction.guild_id)
+    names = [d.name for d in await datasets.latest(int(ctx.interaction.guild_id or 0))]
     await ctx.respond([n for n in names if typed in n.lower()][:25])
 
 
@@ -127,12 +131,15 @@ class Train(
         jobs: JobTracker,
         messages: JobMessages,
         audit: AuditLog,
+        local_models: LocalModels,
     ) -> None:
         method = TrainingMethod(self.method)
         jobs.trainer(self.trainer)  # an unavailable trainer is refused before any work
         base_model = self.base_model or settings.default_base_model(self.trainer)
+        # What the trainer loads: a local model's directory; a hub or OpenAI name as it is.
+        load_from = local_models.base_model_for_training(base_model) if self.trainer == "local" else base_model
         data = await load_training_data(db, guild_id=caller.guild_id, name=self.dataset, method=method)
-        train, valid = split(data.examples, self.validation)
+        train, valid = split_examples(data.examples, self.validation)
         validate_for(self.trainer, train)
         await ctx.defer(ephemeral=True)
         hyperparameters = self._hyperparameters()
@@ -144,7 +151,7 @@ class Train(
             data_fingerprint=data.fingerprint,
             guild_id=caller.guild_id,
             requested_by=caller.user_id,
-            dataset_id=data.dataset.id if data.dataset is not None else None,
+            dataset_id=data.dataset.id,
             status_channel_id=caller.channel_id,
             suffix=self.suffix,
         )
@@ -152,7 +159,7 @@ class Train(
         async def request(job_key: str) -> TrainingRequest:
             return TrainingRequest(
                 job_key=job_key,
-                base_model=base_model,
+                base_model=load_from,
                 method=method,
                 train_examples=train,
                 validation_examples=valid,

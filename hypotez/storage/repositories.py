@@ -7,9 +7,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy import and_, case, delete, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
 
-from hypotez.errors import InvalidInputError
+from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml.tokens import estimate_tokens
 from hypotez.storage.models import (
     AuditEntry,
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AuditLog",
     "CorrectionRepository",
+    "DatasetCounts",
+    "DatasetRepository",
     "EffectiveSettings",
     "FeedbackRepository",
     "GuildSettingsRepository",
@@ -456,3 +459,246 @@ class FeedbackRepository:
             if model not in by_model:
                 by_model[model] = ModelFeedbackStats(model, 0, 0, 0, None, int(count))
         return sorted(by_model.values(), key=lambda s: s.model)
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetCounts:
+    """Examples of one dataset version by (kind, label, origin): how many, and their estimated tokens."""
+
+    groups: dict[tuple[str, str, str], tuple[int, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(n for n, _ in self.groups.values())
+
+    @property
+    def tokens(self) -> int:
+        return sum(t for _, t in self.groups.values())
+
+    def by(self, field: str) -> dict[str, int]:
+        """Counts by ``kind``, ``label`` or ``origin``."""
+        index = ("kind", "label", "origin").index(field)
+        totals: dict[str, int] = {}
+        for key, (n, _) in self.groups.items():
+            totals[key[index]] = totals.get(key[index], 0) + n
+        return dict(sorted(totals.items()))
+
+
+class DatasetRepository:
+    """Datasets and their examples.  A dataset is a name in a guild with numbered versions; a version's
+    examples never change once written (``corrections``, kept live by :class:`CorrectionRepository`, excepted).
+    ``name@3`` names version 3; a bare name, the newest version that is not archived."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, dataset_id: int) -> Dataset | None:
+        async with self._db.session() as session:
+            return await session.get(Dataset, dataset_id)
+
+    async def versions(self, guild_id: int, name: str) -> list[Dataset]:
+        """Every version of ``name``, oldest first."""
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(Dataset).where(Dataset.guild_id == guild_id, Dataset.name == name).order_by(Dataset.version)
+            )
+            return list(rows.all())
+
+    async def resolve(self, guild_id: int, ref: str, *, include_archived: bool = False) -> Dataset:
+        """The dataset version ``ref`` (``name`` or ``name@version``) names; :class:`NotFoundError` otherwise."""
+        name, _, version_text = ref.strip().partition("@")
+        versions = await self.versions(guild_id, name)
+        if version_text:
+            if not version_text.isdigit():
+                raise InvalidInputError(f"`{ref[:120]}`: write a version as `name@2`.")
+            found = next((d for d in versions if d.version == int(version_text)), None)
+            if found is None:
+                raise NotFoundError(
+                    "dataset", ref, f"Dataset `{name[:100]}` has no version {version_text}. See `/dataset show`."
+                )
+            return found
+        live = [d for d in versions if include_archived or d.archived_at is None]
+        if live:
+            return live[-1]
+        if versions:
+            raise NotFoundError(
+                "dataset",
+                name,
+                f"Dataset `{name[:100]}` is archived; `{name[:100]}@{versions[-1].version}` still names it.",
+            )
+        raise NotFoundError("dataset", name, f"No dataset called `{name[:100]}` here. See `/dataset list`.")
+
+    async def latest(self, guild_id: int, *, include_archived: bool = False) -> list[Dataset]:
+        """The newest version of every dataset name in a guild, by name."""
+        async with self._db.session() as session:
+            rows = (await session.scalars(select(Dataset).where(Dataset.guild_id == guild_id))).all()
+        newest: dict[str, Dataset] = {}
+        for row in rows:
+            if not include_archived and row.archived_at is not None:
+                continue
+            if row.name not in newest or row.version > newest[row.name].version:
+                newest[row.name] = row
+        return [newest[n] for n in sorted(newest)]
+
+    async def add_version(
+        self,
+        guild_id: int,
+        name: str,
+        examples: Sequence[DatasetExample],
+        *,
+        created_by: int | None,
+        description: str | None = None,
+        extend: bool = True,
+    ) -> tuple[Dataset, int, int]:
+        """Write a new version of ``name`` holding ``examples`` (and, with ``extend``, the newest live version's).
+
+        Returns the version, how many examples were added, and how many were already there.
+        """
+        try:
+            async with self._db.session() as session, session.begin():
+                previous = await session.scalar(
+                    select(Dataset)
+                    .where(Dataset.guild_id == guild_id, Dataset.name == name)
+                    .order_by(Dataset.version.desc())
+                    .limit(1)
+                )
+                dataset = Dataset(
+                    guild_id=guild_id,
+                    name=name,
+                    version=previous.version + 1 if previous else 1,
+                    description=description,
+                    created_by=created_by,
+                )
+                session.add(dataset)
+                await session.flush()
+                known: set[str] = set()
+                if extend and previous is not None and previous.archived_at is None:
+                    known = set(
+                        (
+                            await session.scalars(
+                                select(DatasetExample.content_hash).where(DatasetExample.dataset_id == previous.id)
+                            )
+                        ).all()
+                    )
+                    columns = ["kind", "label", "origin", "source_ref", "messages", "preferred", "rejected"]
+                    columns += ["token_count", "content_hash", "created_at"]
+                    await session.execute(
+                        insert(DatasetExample).from_select(
+                            ["dataset_id", *columns],
+                            select(literal(dataset.id), *(getattr(DatasetExample, c) for c in columns)).where(
+                                DatasetExample.dataset_id == previous.id
+                            ),
+                        )
+                    )
+                added = 0
+                for example in examples:
+                    if example.content_hash in known:
+                        continue
+                    known.add(example.content_hash)
+                    example.dataset_id = dataset.id
+                    session.add(example)
+                    added += 1
+                if added == 0 and known:
+                    assert previous is not None
+                    raise InvalidInputError(
+                        f"Nothing new: every example is already in `{name}` (version {previous.version})."
+                    )
+        except IntegrityError:
+            raise InvalidInputError(
+                f"Dataset `{name}` was changed by someone else at the same moment; try again."
+            ) from None
+        return dataset, added, len(examples) - added
+
+    async def examples(self, dataset_id: int, *, kind: str | None = None) -> list[DatasetExample]:
+        """A version's examples in the order they were added."""
+        query = select(DatasetExample).where(DatasetExample.dataset_id == dataset_id)
+        if kind is not None:
+            query = query.where(DatasetExample.kind == kind)
+        async with self._db.session() as session:
+            return list((await session.scalars(query.order_by(DatasetExample.id))).all())
+
+    async def counts(self, dataset_ids: Sequence[int]) -> dict[int, DatasetCounts]:
+        """Example counts and tokens of each version in ``dataset_ids``."""
+        groups: dict[int, dict[tuple[str, str, str], tuple[int, int]]] = {i: {} for i in dataset_ids}
+        if not dataset_ids:
+            return {}
+        async with self._db.session() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        DatasetExample.dataset_id,
+                        DatasetExample.kind,
+                        DatasetExample.label,
+                        DatasetExample.origin,
+                        func.count(DatasetExample.id),
+                        func.coalesce(func.sum(DatasetExample.token_count), 0),
+                    )
+                    .where(DatasetExample.dataset_id.in_(list(dataset_ids)))
+                    .group_by(
+                        DatasetExample.dataset_id, DatasetExample.kind, DatasetExample.label, DatasetExample.origin
+                    )
+                )
+            ).all()
+        for dataset_id, kind, label, origin, count, tokens in rows:
+            groups[int(dataset_id)][(str(kind), str(label), str(origin))] = (int(count), int(tokens))
+        return {i: DatasetCounts(g) for i, g in groups.items()}
+
+    async def archive(self, guild_id: int, name: str) -> list[Dataset]:
+        """Mark every live version of ``name`` archived; returns them."""
+        async with self._db.session() as session, session.begin():
+            rows = list(
+                (
+                    await session.scalars(
+                        select(Dataset).where(
+                            Dataset.guild_id == guild_id, Dataset.name == name, Dataset.archived_at.is_(None)
+                        )
+                    )
+                ).all()
+            )
+            if rows:
+                await session.execute(
+                    update(Dataset).where(Dataset.id.in_([d.id for d in rows])).values(archived_at=utcnow())
+                )
+        return rows
+
+    async def corrections_for_build(
+        self, guild_id: int, *, since: dt.datetime | None, channel_id: int | None, model: str | None
+    ) -> list[Correction]:
+        """Corrections in a guild, optionally since a time, in a channel, of one model's replies."""
+        query = (
+            select(Correction).join(BotReply, BotReply.id == Correction.reply_id).where(Correction.guild_id == guild_id)
+        )
+        if since is not None:
+            query = query.where(Correction.updated_at >= since)
+        if channel_id is not None:
+            query = query.where(Correction.channel_id == channel_id)
+        if model is not None:
+            query = query.where(BotReply.model == model)
+        async with self._db.session() as session:
+            return list((await session.scalars(query.order_by(Correction.id))).all())
+
+    async def rated_replies(
+        self, guild_id: int, *, since: dt.datetime | None, channel_id: int | None, model: str | None
+    ) -> list[tuple[BotReply, list[tuple[str, int]]]]:
+        """Replies with feedback under the same filters, each with its ``(kind, rating)`` pairs."""
+        query = select(Feedback.reply_id, Feedback.kind, Feedback.rating).where(
+            Feedback.guild_id == guild_id, Feedback.reply_id.is_not(None)
+        )
+        if since is not None:
+            query = query.where(Feedback.created_at >= since)
+        if channel_id is not None:
+            query = query.where(Feedback.channel_id == channel_id)
+        if model is not None:
+            query = query.where(Feedback.model == model)
+        async with self._db.session() as session:
+            rows = (await session.execute(query.order_by(Feedback.id))).all()
+            ratings: dict[int, list[tuple[str, int]]] = {}
+            for reply_id, kind, rating in rows:
+                if reply_id is not None:
+                    ratings.setdefault(int(reply_id), []).append((str(kind), int(rating)))
+            if not ratings:
+                return []
+            replies = (
+                await session.scalars(select(BotReply).where(BotReply.id.in_(list(ratings))).order_by(BotReply.id))
+            ).all()
+        return [(reply, ratings[reply.id]) for reply in replies]

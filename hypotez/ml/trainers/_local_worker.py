@@ -1,0 +1,524 @@
+"""The training process of the ``local`` trainer: ``python -m hypotez.ml.trainers._local_worker JOB_DIR``.
+
+The command forks: the parent records the child's pid and exits at once, and the child, detached in its
+own session, trains.  So the bot never owns a long-lived child process (asyncio would kill it when the
+bot's loop closes) and a job outlives a restart of the bot.
+
+Everything the bot learns about the job goes through files in the job directory (:class:`JobFiles`):
+``request.json`` in, ``status.json`` (replaced atomically), ``events.jsonl`` (appended) and the model
+out, ``cancel`` as the stop request.  Heavy libraries (torch, transformers, trl, peft, datasets) are
+imported only in the child, so this module is cheap to import from the bot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+__all__ = [
+    "EXTRA_HINT",
+    "LOCAL_EXTRA_MODULES",
+    "JobFiles",
+    "append_event",
+    "main",
+    "read_json",
+    "run",
+    "write_json_atomic",
+]
+
+#: The modules the ``local`` extra provides; the worker needs every one.
+LOCAL_EXTRA_MODULES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
+EXTRA_HINT = "Local training needs the `local` extra: pip install 'hypotez[local]'."
+
+_ROLES = {"system", "user", "assistant"}
+# A template for base models that ship none: TRL and the chat backend both need one.
+_FALLBACK_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + eos_token + '\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFiles:
+    """Where one job keeps its files."""
+
+    root: Path
+
+    @property
+    def request(self) -> Path:
+        return self.root / "request.json"
+
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "worker.log"
+
+    @property
+    def pid(self) -> Path:
+        return self.root / "worker.pid"
+
+    @property
+    def cancel(self) -> Path:
+        return self.root / "cancel"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` with ``data``; a reader sees the old or the new file, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or ``None`` when it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return cast("dict[str, Any]", data) if isinstance(data, dict) else None
+
+
+def append_event(
+    files: JobFiles, message: str, *, kind: str = "message", level: str = "info", data: dict[str, Any] | None = None
+) -> None:
+    """Append one event as a single line (one ``write``, so only the last line can ever be partial)."""
+    line = {
+        "time": dt.datetime.now(dt.UTC).isoformat(),
+        "kind": kind,
+        "level": level,
+        "message": message,
+        "data": data or {},
+    }
+    with files.events.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
+
+
+class JobError(Exception):
+    """A failure to report as it is: its message is a plain-language sentence for the member."""
+
+
+class _Status:
+    """The worker's view of ``status.json``."""
+
+    def __init__(self, files: JobFiles) -> None:
+        self.files = files
+        self.fields: dict[str, Any] = {"state": "validating", "pid": os.getpid()}
+
+    def update(self, **fields: Any) -> None:
+        self.fields.update(fields, updated_at=dt.datetime.now(dt.UTC).isoformat())
+        write_json_atomic(self.files.status, self.fields)
+
+
+# --------------------------------------------------------------------------------------------- examples
+
+
+def _messages(value: object, where: str) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise JobError(f"{where} has no messages.")
+    out: list[dict[str, str]] = []
+    for message in cast("list[object]", value):
+        if not isinstance(message, dict):
+            raise JobError(f"{where} has a message that is not an object.")
+        message = cast("dict[str, object]", message)
+        role, content = message.get("role"), message.get("content")
+        if not isinstance(role, str) or role not in _ROLES:
+            raise JobError(f"{where} has a message with role {role!r}; use system, user or assistant.")
+        if not isinstance(content, str):
+            raise JobError(
+                f"{where} has a message whose content is not text (tool calls and images are not supported)."
+            )
+        out.append({"role": role, "content": content})
+    return out
+
+
+def supervised_rows(examples: list[Any], label: str = "Training example") -> list[dict[str, Any]]:
+    """OpenAI supervised examples → TRL conversational prompt-completion rows.
+
+    The last message must be the assistant's: it is the completion, and the loss is computed on it alone
+    (the earlier turns are context), which is what a correction of one reply asks for.
+    """
+    rows: list[dict[str, Any]] = []
+    for number, example in enumerate(examples, 1):
+        where = f"{label} {number}"
+        if not isinstance(example, dict) or "messages" not in example:
+            raise JobError(f'{where} is not a supervised example ({{"messages": [...]}}).')
+        messages = _messages(cast("dict[str, Any]", example)["messages"], where)
+        if messages[-1]["role"] != "assistant":
+            raise JobError(f"{where} does not end with an assistant message.")
+        if len(messages) < 2:
+            raise JobError(f"{where} has an assistant message but nothing before it to answer.")
+        rows.append({"prompt": messages[:-1], "completion": messages[-1:]})
+    return rows
+
+
+def preference_rows(examples: list[Any], label: str = "Training example") -> list[dict[str, Any]]:
+    """OpenAI preference examples → TRL conversational prompt/chosen/rejected rows."""
+    rows: list[dict[str, Any]] = []
+    for number, example in enumerate(examples, 1):
+        where = f"{label} {number}"
+        if not isinstance(example, dict):
+            raise JobError(f"{where} is not a preference example.")
+        example = cast("dict[str, Any]", example)
+        prompt_input = example.get("input")
+        if not isinstance(prompt_input, dict) or "messages" not in prompt_input:
+            raise JobError(f'{where} has no "input": {{"messages": [...]}}.')
+        prompt = _messages(cast("dict[str, Any]", prompt_input)["messages"], where)
+        chosen = _messages(example.get("preferred_output"), f"{where} (preferred output)")
+        rejected = _messages(example.get("non_preferred_output"), f"{where} (non-preferred output)")
+        if chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
+            raise JobError(f"{where}: the preferred and non-preferred outputs must be assistant messages.")
+        rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------- hyperparameters
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    lora: bool
+    epochs: float
+    max_steps: int
+    learning_rate: float
+    batch_size: int
+    lora_r: int
+    lora_alpha: int
+    max_length: int
+    seed: int
+    beta: float
+
+
+def _number(hp: dict[str, Any], key: str, default: float, *, integer: bool = False, positive: bool = True) -> Any:
+    value = hp.get(key, "auto")
+    if value is None or value == "auto":
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise JobError(f"The hyperparameter `{key}` must be a number, not {value!r}.")
+    if integer and value != int(value):
+        raise JobError(f"The hyperparameter `{key}` must be a whole number, not {value!r}.")
+    if positive and value <= 0:
+        raise JobError(f"The hyperparameter `{key}` must be greater than 0.")
+    return int(value) if integer else float(value)
+
+
+def _settings(request: dict[str, Any], n_examples: int) -> _Settings:
+    hp = cast("dict[str, Any]", request.get("hyperparameters") or {})
+    lora = hp.get("lora", True)
+    if not isinstance(lora, bool):
+        raise JobError(f"The hyperparameter `lora` must be true or false, not {lora!r}.")
+    preference = request["method"] == "preference"
+    # Full fine-tuning moves every weight, so it takes a much smaller step than LoRA; DPO smaller still.
+    default_lr = (5e-5 if lora else 1e-6) if preference else (2e-4 if lora else 2e-5)
+    return _Settings(
+        lora=lora,
+        epochs=_number(hp, "epochs", _number(hp, "n_epochs", 3.0)),
+        max_steps=_number(hp, "max_steps", -1, integer=True) if "max_steps" in hp else -1,
+        learning_rate=_number(hp, "learning_rate", default_lr),
+        batch_size=_number(hp, "batch_size", max(1, min(8, n_examples)), integer=True),
+        lora_r=_number(hp, "lora_r", 16, integer=True),
+        lora_alpha=_number(hp, "lora_alpha", 32, integer=True),
+        max_length=_number(hp, "max_length", 1024, integer=True),
+        seed=_number(hp, "seed", 0, integer=True, positive=False),
+        beta=_number(hp, "beta", 0.1),
+    )
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def _check_base_path(base_model: str) -> Path:
+    """Fail early (before the slow imports) on a base model directory that cannot hold a model."""
+    if not base_model.strip():
+        raise JobError("No base model was given.")
+    path = Path(base_model).expanduser()
+    if path.exists() or base_model.startswith(("/", ".", "~")):
+        if not path.is_dir():
+            raise JobError(f"The base model directory {base_model} does not exist.")
+        if not (path / "config.json").is_file():
+            raise JobError(f"The directory {base_model} has no config.json: it does not hold a Hugging Face model.")
+    return path
+
+
+def _load_base(base_model: str, hf: Any, dtype: Any) -> tuple[Any, Any]:
+    """The tokenizer and model of ``base_model`` (a local directory, or a hub name where the hub is reachable)."""
+    path = _check_base_path(base_model)
+    try:
+        tokenizer = hf.AutoTokenizer.from_pretrained(str(path) if path.is_dir() else base_model)
+        model = hf.AutoModelForCausalLM.from_pretrained(str(path) if path.is_dir() else base_model, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        traceback.print_exc()
+        if path.is_dir():
+            raise JobError(f"The base model in {base_model} could not be loaded ({type(exc).__name__}).") from exc
+        raise JobError(
+            f"The base model {base_model} could not be loaded: it is not a local model directory, and the Hugging "
+            "Face hub does not have it or cannot be reached."
+        ) from exc
+    return tokenizer, model
+
+
+def _train(files: JobFiles, request: dict[str, Any], status: _Status) -> bool:
+    """Train; returns ``False`` when the job was cancelled."""
+    method = request.get("method")
+    if method not in {"supervised", "preference"}:
+        raise JobError(f"The training method {method!r} is not supported; use supervised or preference.")
+    preference = method == "preference"
+    to_rows = preference_rows if preference else supervised_rows
+    train_examples = cast("list[Any]", request.get("train_examples") or [])
+    if not train_examples:
+        raise JobError("There are no training examples.")
+    train_rows = to_rows(train_examples)
+    valid_rows = to_rows(cast("list[Any]", request.get("validation_examples") or []), "Validation example")
+    settings = _settings(request, len(train_rows))
+    _check_base_path(str(request.get("base_model", "")))
+
+    try:
+        # Typed as Any: these libraries are only partly annotated, and this is the one place that drives them.
+        datasets: Any = importlib.import_module("datasets")
+        peft: Any = importlib.import_module("peft")
+        torch: Any = importlib.import_module("torch")
+        hf: Any = importlib.import_module("transformers")
+        trl: Any = importlib.import_module("trl")
+    except ImportError as exc:
+        raise JobError(f"{EXTRA_HINT} ({exc.name} is missing)") from exc
+    if files.cancel.exists():
+        return False
+
+    cuda = bool(torch.cuda.is_available())
+    bf16 = cuda and bool(torch.cuda.is_bf16_supported())
+    tokenizer, model = _load_base(str(request["base_model"]), hf, torch.bfloat16 if bf16 else torch.float32)
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = _FALLBACK_CHAT_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+    common = _arguments(files, settings, hf, cuda=cuda, bf16=bf16, validate=bool(valid_rows))
+    peft_config = (
+        peft.LoraConfig(
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=0.05,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+        if settings.lora
+        else None
+    )
+    progress = _progress_callback(hf.TrainerCallback, files, status, cancel_file=files.cancel)
+    train_dataset = datasets.Dataset.from_list(train_rows)
+    eval_dataset = datasets.Dataset.from_list(valid_rows) if valid_rows else None
+    if preference:
+        trainer = trl.DPOTrainer(
+            model=model,
+            args=trl.DPOConfig(**common, beta=settings.beta),
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=[progress],
+        )
+    else:
+        trainer = trl.SFTTrainer(
+            model=model,
+            args=trl.SFTConfig(**common),
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=[progress],
+        )
+    started = time.monotonic()
+    trainer.train()
+    if progress.cancelled or files.cancel.exists():
+        return False
+
+    seconds = time.monotonic() - started
+    _save(trainer, tokenizer, files)
+    tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
+    status.update(trained_tokens=tokens or None)
+    append_event(files, f"Training took {seconds:.1f} s.", data={"train_seconds": seconds})
+    return True
+
+
+def _arguments(
+    files: JobFiles, settings: _Settings, hf: Any, *, cuda: bool, bf16: bool, validate: bool
+) -> dict[str, Any]:
+    """The training arguments SFTConfig and DPOConfig share."""
+    arguments: dict[str, Any] = {
+        "output_dir": str(files.root / "checkpoints"),
+        "num_train_epochs": settings.epochs,
+        "max_steps": settings.max_steps,
+        "learning_rate": settings.learning_rate,
+        "per_device_train_batch_size": settings.batch_size,
+        "per_device_eval_batch_size": settings.batch_size,
+        "max_length": settings.max_length,
+        "seed": settings.seed,
+        "data_seed": settings.seed,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "disable_tqdm": True,
+        "use_cpu": not cuda,
+        # TRL turns bf16 on by default; on the CPU it is slow or unsupported, and fp16 needs a GPU.
+        "bf16": bf16,
+        "fp16": False,
+        # Checkpointing trades time for GPU memory; on the CPU it only costs time.
+        _checkpointing_field(hf.TrainingArguments): cuda,
+        "include_num_input_tokens_seen": True,
+    }
+    if validate:
+        arguments.update(eval_strategy="steps", eval_steps=0.2)  # five evaluations, whatever the length
+    return arguments
+
+
+def _save(trainer: Any, tokenizer: Any, files: JobFiles) -> None:
+    """The adapter (LoRA) or the full model, with the tokenizer, under a temporary name then renamed: a
+    ``model`` directory is always complete."""
+    tmp = files.root / "model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    os.replace(tmp, files.model)
+
+
+def _checkpointing_field(arguments: type[Any]) -> str:
+    """transformers 5 renamed ``gradient_checkpointing`` (a deprecated alias now); older releases lack the new name."""
+    names = {f.name for f in dataclasses.fields(arguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+def _progress_callback(base: type[Any], files: JobFiles, status: _Status, *, cancel_file: Path) -> Any:
+    """A ``TrainerCallback`` (its class is only known once transformers is imported) that reports progress."""
+
+    class Progress(base):
+        cancelled = False
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            status.update(state="running", step=0, total_steps=int(state.max_steps))
+            append_event(files, f"Training started: {state.max_steps} steps.")
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if cancel_file.exists():
+                self.cancelled = True
+                control.should_training_stop = True
+
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+        ) -> None:
+            logs = logs or {}
+            step, total = int(state.global_step), int(state.max_steps)
+            data: dict[str, Any] = {"step": step, "total_steps": total}
+            if "loss" in logs:
+                data["train_loss"] = float(logs["loss"])
+                message = f"Step {step}/{total}: training loss {data['train_loss']:.4f}"
+            elif "eval_loss" in logs:
+                data["valid_loss"] = float(logs["eval_loss"])
+                message = f"Step {step}/{total}: validation loss {data['valid_loss']:.4f}"
+            else:
+                return  # the summary at the end of training; the final event says it
+            for key, name in (
+                ("learning_rate", "learning_rate"),
+                ("epoch", "epoch"),
+                ("rewards/accuracies", "reward_accuracy"),
+                ("rewards/margins", "reward_margin"),
+            ):
+                if isinstance(logs.get(key), int | float):
+                    data[name] = float(logs[key])
+            if "epoch" not in data and state.epoch is not None:
+                data["epoch"] = float(state.epoch)
+            append_event(files, message, kind="metrics", data=data)
+            status.update(step=step, total_steps=total)
+
+    return Progress()
+
+
+def _plain(exc: BaseException) -> str:
+    """One line about an unexpected error, without a traceback (that goes to the log)."""
+    text = str(exc).strip().splitlines()
+    detail = f": {text[0][:300]}" if text else ""
+    return f"Training failed ({type(exc).__name__}{detail})."
+
+
+def run(job_dir: Path) -> int:
+    """Run the job in ``job_dir`` to the end; returns the process's exit status.
+
+    The last event is written before the final status, so whoever sees a finished job has all its events.
+    """
+    files = JobFiles(job_dir)
+    status = _Status(files)
+    try:
+        request = read_json(files.request)
+        if request is None:
+            raise JobError("The training request is missing or unreadable.")
+        status.update(state="validating")
+        append_event(files, f"Worker started (pid {os.getpid()}).")
+        finished = _train(files, request, status)
+    except JobError as exc:
+        traceback.print_exc()
+        append_event(files, f"Training failed: {exc}", level="error")
+        status.update(state="failed", error=str(exc))
+        return 1
+    except BaseException as exc:  # every failure ends in a final status; the log says why
+        traceback.print_exc()
+        if isinstance(exc, KeyboardInterrupt):
+            append_event(files, "Training cancelled.")
+            status.update(state="cancelled")
+            return 1
+        append_event(files, f"Training failed: {_plain(exc)}", level="error")
+        status.update(state="failed", error=_plain(exc))
+        return 1
+    if not finished:
+        append_event(files, "Training cancelled.")
+        status.update(state="cancelled")
+        return 0
+    result = f"local:{job_dir.name}"
+    append_event(files, f"Training finished: the model is {result}.")
+    status.update(state="succeeded", result_model=result, error=None)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``JOB_DIR [--foreground]``: detach and train (or train in this process with ``--foreground``)."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m hypotez.ml.trainers._local_worker JOB_DIR [--foreground]", file=sys.stderr)
+        return 2
+    job_dir = Path(args[0]).resolve()
+    files = JobFiles(job_dir)
+    if "--foreground" not in args and hasattr(os, "fork"):
+        child = os.fork()
+        if child:
+            write_json_atomic(files.pid, {"pid": child})
+            return 0
+        os.setsid()  # its own session and process group: signals to the bot do not reach it; killpg reaches all
+    else:
+        write_json_atomic(files.pid, {"pid": os.getpid()})
+    code = run(job_dir)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""``/dataset``: upload, select (the original ``select_dataset``), build, list, show, export and archive."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import hikari
+import lightbulb
+
+from hypotez.app import Services
+from hypotez.config import Capability, Settings
+from hypotez.errors import InvalidInputError
+from hypotez.ml.datasets import EXPORT_FORMATS, SUPPORTED_SUFFIXES, DatasetCatalog, DatasetDescription
+from hypotez.permissions import Caller
+from hypotez.plugins._checks import require
+from hypotez.plugins._files import allowed, attachment_chunks, check_upload, choices, files_for, send_limit
+from hypotez.storage.files import DATASETS, DataDirectory, human_size
+
+loader = lightbulb.Loader()
+
+
+async def dataset_autocomplete(
+    ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
+) -> None:
+    """The server's datasets whose name contains what was typed."""
+    if not await allowed(ctx, services, Capability.CURATE):
+        await ctx.respond([])
+        return
+    typed = str(ctx.focused.value or "").strip().lower()
+    assert ctx.interaction.guild_id is not None
+    names = [d.name for d in await services.datasets.latest(int(ctx.interaction.guild_id))]
+    await ctx.respond(choices([n for n in names if typed in n.lower()]))
+
+
+async def directory_autocomplete(
+    ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
+) -> None:
+    """Directories under the data directory's ``datasets/`` area."""
+    if not await allowed(ctx, services, Capability.CURATE):
+        await ctx.respond([])
+        return
+    typed = str(ctx.focused.value or "")
+    found = await asyncio.to_thread(services.data_dir.suggest_directories, typed, area=DATASETS)
+    await ctx.respond(choices(found))
+
+
+def _count(n: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n:,} {noun if n == 1 else plural}"
+
+
+def _guild(caller: Caller) -> int:
+    if caller.guild_id is None:
+        raise InvalidInputError("Datasets belong to a server; use this command in one.")
+    return caller.guild_id
+
+
+dataset = lightbulb.Group("dataset", "Training datasets: import, build, inspect, export, archive")
+
+
+@dataset.register
+class DatasetUpload(
+    lightbulb.SlashCommand,
+    name="upload",
+    description="Import a .jsonl, .csv or .txt file of examples into a new version of a dataset",
+    hooks=[require(Capability.CURATE)],
+):
+    file = lightbulb.attachment("file", "The examples: .jsonl (chat, prompt/completion or preference), .csv, .txt")
+    name = lightbulb.string(
+        "name", "Dataset to add them to", min_length=1, max_length=64, autocomplete=dataset_autocomplete
+    )
+    positive = lightbulb.boolean("positive", "Examples to follow (true) or to avoid (false)", default=True)
+    skip_bad = lightbulb.boolean("skip_bad", "Import the valid lines even when some are bad", default=False)
+
+    @lightbulb.invoke
+    async def invoke(
+        self,
+        ctx: lightbulb.Context,
+        caller: Caller,
+        settings: Settings,
+        catalog: DatasetCatalog,
+        data_dir: DataDirectory,
+    ) -> None:
+        guild_id = _guild(caller)
+        catalog.check_name(self.name)
+        check_upload(self.file, settings, SUPPORTED_SUFFIXES)
+        await ctx.defer(ephemeral=True)
+        limit = settings.max_upload_bytes
+        async with data_dir.incoming(attachment_chunks(self.file), self.file.filename, limit=limit) as path:
+            report = await catalog.import_file(
+                path,
+                filename=self.file.filename,
+                guild_id=guild_id,
+                actor_id=caller.user_id,
+                name=self.name,
+                positive=self.positive,
+                skip_bad=self.skip_bad,
+            )
+        await ctx.respond(report.summary(), ephemeral=True)
+
+
+@dataset.register
+class DatasetSelect(
+    lightbulb.SlashCommand,
+    name="select",
+    description="Import a directory of example files from the data directory's datasets/ area",
+    hooks=[require(Capability.CURATE)],
+):
+    path = lightbulb.string(
+        "path", "Directory under datasets/", min_length=1, max_length=300, autocomplete=directory_autocomplete
+    )
+    positive = lightbulb.boolean("positive", "Examples to follow (true) or to avoid (false)", default=True)
+    name = lightbulb.string("name", "Dataset name (default: the directory's)", default=None, max_length=64)
+    skip_bad = lightbulb.boolean("skip_bad", "Import the valid lines even when some are bad", default=False)
+    archive = lightbulb.boolean("archive", "Zip the directory into archive/ once imported", default=False)
+
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, catalog: DatasetCatalog) -> None:
+        guild_id = _guild(caller)
+        await ctx.defer(ephemeral=True)
+        report = await catalog.import_directory(
+            self.path,
+            guild_id=guild_id,
+            actor_id=caller.user_id,
+            name=self.name,
+            positive=self.positive,
+            skip_bad=self.skip_bad,
+            archive=self.archive,
+        )
+        await ctx.respond(report.summary(), ephemeral=True)
+
+
+@dataset.register
+class DatasetBuild(
+    lightbulb.SlashCommand,
+    name="build",
+    description="Build a dataset from corrections and rated replies",
+    hooks=[require(Capability.CURATE)],
+):
+    name = lightbulb.string("name", "Name of the dataset to build (a new version if it exists)", max_length=64)
+    days = lightbulb.integer("days", "Only the last N days", default=None, min_value=1, max_value=3650)
+    channel = lightbulb.channel("channel", "Only this channel", default=None)
+    model = lightbulb.string("model", "Only replies of this model", default=None, max_length=200)
+    min_rating = lightbulb.integer(
+        "min_rating",
+        "Only rated replies rated at least this (1-5; a thumb up counts 5)",
+        default=None,
+        min_value=1,
+        max_value=5,
+    )
+
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, catalog: DatasetCatalog) -> None:
+        guild_id = _guild(caller)
+        await ctx.defer(ephemeral=True)
+        report = await catalog.build(
+            guild_id=guild_id,
+            actor_id=caller.user_id,
+            name=self.name,
+            days=self.days,
+            channel_id=int(self.channel.id) if self.channel is not None else None,
+            model=self.model,
+            min_rating=self.min_rating,
+        )
+        text = (
+            f"Built `{report.dataset.name}` version {report.dataset.version}: {_count(report.added, 'example')} "
+            f"from {_count(report.corrections, 'correction')} and {_count(report.rated_replies, 'rated reply')}."
+        )
+        if report.duplicates:
+            text += f" {_count(report.duplicates, 'duplicate')} left out."
+        await ctx.respond(text, ephemeral=True)
+
+
+@dataset.register
+class DatasetList(
+    lightbulb.SlashCommand, name="list", description="The server's datasets", hooks=[require(Capability.CURATE)]
+):
+    archived = lightbulb.boolean("archived", "Include archived datasets", default=False)
+
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, catalog: DatasetCatalog) -> None:
+        summaries = await catalog.summaries(_guild(caller), include_archived=self.archived)
+        if not summaries:
+            await ctx.respond(
+                "No datasets yet. Import one with `/dataset upload` or `/dataset select`, "
+                "or make one with `/dataset build`.",
+                ephemeral=True,
+            )
+            return
+        lines: list[str] = []
+        for ds, counts in summaries:
+            labels = " · ".join(f"{n:,} {label}" for label, n in counts.by("label").items()) or "empty"
+            flag = " (archived)" if ds.archived_at is not None else ""
+            lines.append(
+                f"• `{ds.name}` v{ds.version}{flag}: {counts.total:,} examples ({labels}), ~{counts.tokens:,} tokens"
+            )
+        text = "\n".join(lines)
+        if len(text) > 1900:
+            text = text[:1900].rsplit("\n", 1)[0] + "\n…"
+        await ctx.respond(text, ephemeral=True)
+
+
+def _sample(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return "—"
+    text = json.dumps(record, ensure_ascii=False)
+    return f"```json\n{text[:900]}{'…' if len(text) > 900 else ''}\n```"
+
+
+def description_embed(info: DatasetDescription) -> hikari.Embed:
+    """The ``/dataset show`` embed."""
+    ds = info.dataset
+    title = f"{ds.name} · version {ds.version}" + (" (archived)" if ds.archived_at is not None else "")
+    embed = hikari.Embed(title=title[:256], description=(ds.description or "")[:1000] or None)
+    counts = info.counts
+    embed.add_field("Examples", f"{counts.total:,} (~{counts.tokens:,} tokens)", inline=True)
+    for field_name in ("label", "origin", "kind"):
+        values = counts.by(field_name)
+        embed.add_field(f"By {field_name}", "\n".join(f"{k}: {v:,}" for k, v in values.items()) or "—", inline=True)
+    embed.add_field(
+        "For training",
+        f"supervised: {info.supervised:,} (~{info.supervised_tokens:,} tokens)\npreference pairs: {info.preference:,}",
+    )
+    costs = "\n".join(f"{model}: ${usd:,.2f}" for model, usd in sorted(info.costs.items(), key=lambda kv: kv[1]))
+    embed.add_field("Hosted fine-tuning estimate (supervised, 3 epochs)", costs[:1024])
+    embed.add_field(
+        "Versions",
+        ", ".join(f"v{v.version}" + ("*" if v.archived_at is not None else "") for v in info.versions)[:1024],
+    )
+    embed.add_field("Sample (supervised)", _sample(info.sample_chat)[:1024])
+    if info.sample_pair is not None:
+        embed.add_field("Sample (preference)", _sample(info.sample_pair)[:1024])
+    return embed
+
+
+@dataset.register
+class DatasetShow(
+    lightbulb.SlashCommand,
+    name="show",
+    description="Counts, tokens, a training-cost estimate and a sample of a dataset",
+    hooks=[require(Capability.CURATE)],
+):
+    name = lightbulb.string("name", "The dataset (name, or name@version)", autocomplete=dataset_autocomplete)
+
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, catalog: DatasetCatalog) -> None:
+        info = await catalog.describe(_guild(caller), self.name)
+        await ctx.respond(embed=description_embed(info), ephemeral=True)
+
+
+@dataset.register
+class DatasetExport(
+    lightbulb.SlashCommand,
+    name="export",
+    description="Export a dataset as OpenAI fine-tuning JSONL or CSV",
+    hooks=[require(Capability.CURATE)],
+):
+    name = lightbulb.string("name", "The dataset (name, or name@version)", autocomplete=dataset_autocomplete)
+    format = lightbulb.string(
+        "format", "File format", choices=[lightbulb.Choice(f, f) for f in EXPORT_FORMATS], default="openai-chat"
+    )
+    validation = lightbulb.number(
+        "validation",
+        "Share held out for validation, e.g. 0.1 (default: none)",
+        default=0.0,
+        min_value=0.0,
+        max_value=0.5,
+    )
+
+    @lightbulb.invoke
+    async def invoke(
+        self,
+        ctx: lightbulb.Context,
+        caller: Caller,
+        settings: Settings,
+        catalog: DatasetCatalog,
+        data_dir: DataDirectory,
+    ) -> None:
+        guild_id = _guild(caller)
+        await ctx.defer(ephemeral=True)
+        result = await catalog.export(
+            guild_id=guild_id, actor_id=caller.user_id, ref=self.name, fmt=self.format, validation=self.validation
+        )
+        ds = result.dataset
+        where = ", ".join(f"`{data_dir.relative(p)}`" for p in result.paths)
+        text = f"`{ds.name}` version {ds.version} as {result.format}: {result.train:,} records"
+        if result.validation:
+            text += f" for training and {result.validation:,} for validation"
+        limit = send_limit(ctx.interaction, settings)
+        bundle = await data_dir.bundle(result.paths, limit=limit, stem=result.stem)
+        if bundle is None:
+            text += (
+                f". Too large to attach even zipped (limit {human_size(limit)}); saved in the data directory as "
+                f"{where}."
+            )
+            await ctx.respond(text[:2000], ephemeral=True)
+            return
+        if len(bundle) == 1 and bundle[0] not in result.paths:
+            text += " (zipped to fit Discord's upload limit)"
+        await ctx.respond((text + ".")[:2000], attachments=files_for(bundle), ephemeral=True)
+
+
+@dataset.register
+class DatasetArchive(
+    lightbulb.SlashCommand,
+    name="archive",
+    description="Zip a dataset into the archive area and retire it",
+    hooks=[require(Capability.CURATE)],
+):
+    name = lightbulb.string("name", "The dataset", autocomplete=dataset_autocomplete)
+    attach = lightbulb.boolean("attach", "Attach the archive to the reply", default=False)
+
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, settings: Settings, catalog: DatasetCatalog) -> None:
+        guild_id = _guild(caller)
+        await ctx.defer(ephemeral=True)
+        info = await catalog.archive(guild_id=guild_id, actor_id=caller.user_id, name=self.name)
+        text = (
+            f"Archived `{self.name}` as `archive/{info.name}` ({len(info.files)} files, {human_size(info.size)}, "
+            "checked against its manifest). It no longer appears in `/dataset list`."
+        )
+        limit = send_limit(ctx.interaction, settings)
+        if self.attach and info.size <= limit:
+            await ctx.respond(text, attachments=files_for([info.path]), ephemeral=True)
+            return
+        if self.attach:
+            text += f" It is too large to attach (limit {human_size(limit)})."
+        await ctx.respond(text, ephemeral=True)
+
+
+loader.command(dataset)

@@ -1,0 +1,185 @@
+"""``/getfile`` (the original ``getfile``) and ``/archive`` (the original ``archive_files``), confined to the
+data directory."""
+
+from __future__ import annotations
+
+import asyncio
+
+import lightbulb
+
+from hypotez.app import Services
+from hypotez.config import Capability, Settings
+from hypotez.permissions import Caller
+from hypotez.plugins._checks import require
+from hypotez.plugins._files import allowed, choices, files_for, send_limit
+from hypotez.storage.files import DataDirectory, human_size
+from hypotez.storage.repositories import AuditLog
+
+loader = lightbulb.Loader()
+
+
+async def file_autocomplete(
+    ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
+) -> None:
+    """Files in the data directory whose path contains what was typed."""
+    if not await allowed(ctx, services, Capability.FILES):
+        await ctx.respond([])
+        return
+    found = await asyncio.to_thread(services.data_dir.suggest_files, str(ctx.focused.value or ""))
+    await ctx.respond(choices(found))
+
+
+async def directory_autocomplete(
+    ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
+) -> None:
+    """Directories in the data directory (the archive area excepted)."""
+    if not await allowed(ctx, services, Capability.CURATE):
+        await ctx.respond([])
+        return
+    found = await asyncio.to_thread(services.data_dir.suggest_directories, str(ctx.focused.value or ""))
+    await ctx.respond(choices(found))
+
+
+async def archive_autocomplete(
+    ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
+) -> None:
+    """Archives, newest first."""
+    if not await allowed(ctx, services, Capability.CURATE):
+        await ctx.respond([])
+        return
+    typed = str(ctx.focused.value or "").lower()
+    names = [a.name for a in await services.data_dir.archives()]
+    await ctx.respond(choices([n for n in names if typed in n.lower()]))
+
+
+@loader.command
+class GetFile(
+    lightbulb.SlashCommand,
+    name="getfile",
+    description="Send a file from the bot's data directory",
+    hooks=[require(Capability.FILES)],
+):
+    path = lightbulb.string(
+        "path", "Path inside the data directory", min_length=1, max_length=500, autocomplete=file_autocomplete
+    )
+
+    @lightbulb.invoke
+    async def invoke(
+        self, ctx: lightbulb.Context, caller: Caller, settings: Settings, data_dir: DataDirectory, audit: AuditLog
+    ) -> None:
+        found = await data_dir.file(self.path, limit=send_limit(ctx.interaction, settings))
+        await ctx.defer(ephemeral=True)
+        await audit.record(
+            "file.get",
+            guild_id=caller.guild_id,
+            actor_id=caller.user_id,
+            target=found.relative[:300],
+            details={"size": found.size},
+        )
+        await ctx.respond(
+            f"`{found.relative}` ({human_size(found.size)})", attachments=files_for([found.path]), ephemeral=True
+        )
+
+
+archive = lightbulb.Group("archive", "Zip archives in the data directory's archive/ area")
+
+
+@archive.register
+class ArchiveCreate(
+    lightbulb.SlashCommand,
+    name="create",
+    description="Zip a directory into archive/ (with a manifest) and remove the originals once verified",
+    hooks=[require(Capability.CURATE)],
+):
+    directory = lightbulb.string(
+        "directory",
+        "Directory inside the data directory",
+        min_length=1,
+        max_length=300,
+        autocomplete=directory_autocomplete,
+    )
+    attach = lightbulb.boolean("attach", "Attach the archive to the reply", default=False)
+
+    @lightbulb.invoke
+    async def invoke(
+        self, ctx: lightbulb.Context, caller: Caller, settings: Settings, data_dir: DataDirectory, audit: AuditLog
+    ) -> None:
+        directory = await data_dir.directory(self.directory)
+        await ctx.defer(ephemeral=True)
+        info = await data_dir.archive_directory(directory)
+        await audit.record(
+            "archive.create",
+            guild_id=caller.guild_id,
+            actor_id=caller.user_id,
+            target=info.source[:300],
+            details={"archive": info.name, "files": len(info.files), "kept": info.kept},
+        )
+        text = (
+            f"Archived `{info.source}` as `archive/{info.name}`: {len(info.files)} files, {human_size(info.size)}, "
+            "checked against its manifest; the originals were removed."
+        )
+        if info.kept:
+            shown = ", ".join(f"`{k}`" for k in info.kept[:10])
+            text += f"\nLeft in place (changed while archiving): {shown}{' …' if len(info.kept) > 10 else ''}"
+        limit = send_limit(ctx.interaction, settings)
+        if self.attach and info.size <= limit:
+            await ctx.respond(text[:2000], attachments=files_for([info.path]), ephemeral=True)
+            return
+        if self.attach:
+            text += f"\nIt is too large to attach (limit {human_size(limit)})."
+        await ctx.respond(text[:2000], ephemeral=True)
+
+
+@archive.register
+class ArchiveList(
+    lightbulb.SlashCommand, name="list", description="The archives, newest first", hooks=[require(Capability.CURATE)]
+):
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, data_dir: DataDirectory) -> None:
+        infos = await data_dir.archives()
+        if not infos:
+            await ctx.respond("There are no archives yet. Make one with `/archive create`.", ephemeral=True)
+            return
+        lines = [
+            f"• `{i.name}`: {len(i.files)} files, {human_size(i.size)}, from `{i.source}`, "
+            f"{i.created_at:%Y-%m-%d %H:%M} UTC"
+            for i in infos
+        ]
+        text = "\n".join(lines)
+        if len(text) > 1900:
+            text = text[:1900].rsplit("\n", 1)[0] + f"\n… {len(infos)} archives in all."
+        await ctx.respond(text, ephemeral=True)
+
+
+@archive.register
+class ArchiveGet(
+    lightbulb.SlashCommand, name="get", description="Attach an archive", hooks=[require(Capability.CURATE)]
+):
+    name = lightbulb.string("name", "The archive", min_length=1, max_length=200, autocomplete=archive_autocomplete)
+
+    @lightbulb.invoke
+    async def invoke(
+        self, ctx: lightbulb.Context, caller: Caller, settings: Settings, data_dir: DataDirectory, audit: AuditLog
+    ) -> None:
+        path = await asyncio.to_thread(data_dir.archive_path, self.name)
+        size = (await asyncio.to_thread(path.stat)).st_size
+        limit = send_limit(ctx.interaction, settings)
+        if size > limit:
+            await ctx.respond(
+                f"`{self.name}` is {human_size(size)}; Discord accepts at most {human_size(limit)} here. "
+                f"It is in the data directory as `archive/{self.name}`.",
+                ephemeral=True,
+            )
+            return
+        await ctx.defer(ephemeral=True)
+        await audit.record(
+            "archive.get",
+            guild_id=caller.guild_id,
+            actor_id=caller.user_id,
+            target=self.name[:300],
+            details={"size": size},
+        )
+        await ctx.respond(f"`{self.name}` ({human_size(size)})", attachments=files_for([path]), ephemeral=True)
+
+
+loader.command(archive)

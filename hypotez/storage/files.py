@@ -1,0 +1,547 @@
+"""The data directory: paths given by members resolved safely inside it, listings for autocomplete,
+attachments streamed to disk, and zip archives with a verified manifest.
+
+Layout under ``settings.data_dir``::
+
+    datasets/   directories of dataset files for ``/dataset select``
+    exports/    files written by ``/dataset export`` (per guild)
+    archive/    zip archives (``/archive``, ``/dataset archive``), each with a ``manifest.json``
+    tmp/        attachments being received (never listed or served)
+
+Member-supplied paths are relative to the data directory.  Refused: absolute paths, ``..``, NUL bytes,
+percent-encoded traversal, symbolic links that lead outside, device files, pipes and sockets, directories where
+a file is wanted, the SQLite database, dotfiles and the ``tmp`` area.  Every blocking call runs in a worker
+thread; files are read and written in chunks, never whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import stat
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import aiofiles
+from sqlalchemy.engine import make_url
+
+from hypotez.errors import InvalidInputError, NotFoundError, StorageError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterable, Collection, Sequence
+
+    from hypotez.config import Settings
+
+__all__ = [
+    "ARCHIVE",
+    "DATASETS",
+    "EXPORTS",
+    "TMP",
+    "ArchiveInfo",
+    "DataDirectory",
+    "ManifestEntry",
+    "SafeFile",
+    "human_size",
+]
+
+DATASETS = "datasets"
+EXPORTS = "exports"
+ARCHIVE = "archive"
+TMP = "tmp"
+
+#: Bytes read or written at a time.
+CHUNK = 1024 * 1024
+#: Entries looked at, at most, when listing for autocomplete (Discord wants an answer within 3 s).
+SCAN_LIMIT = 5000
+MANIFEST = "manifest.json"
+
+_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_UNSAFE_NAME = re.compile(r"[^\w.-]+")
+
+
+def human_size(size: int) -> str:
+    """``1.5 MiB``-style sizes for replies."""
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size:,} bytes"  # pragma: no cover - the loop always returns
+
+
+def safe_filename(name: str, *, default: str = "file") -> str:
+    """``name`` reduced to letters, digits, ``.``, ``_`` and ``-`` (no leading dot, at most 120 characters,
+    the extension kept), for files we create."""
+    cleaned = _UNSAFE_NAME.sub("_", name).strip("._")
+    if len(cleaned) > 120:
+        stem, dot, suffix = cleaned.rpartition(".")
+        cleaned = stem[: 119 - len(suffix)] + dot + suffix if dot and len(suffix) <= 10 else cleaned[:120]
+    return cleaned or default
+
+
+@dataclass(frozen=True, slots=True)
+class SafeFile:
+    """A regular file inside the data directory, checked at the time it was resolved."""
+
+    path: Path
+    relative: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One archived file: its path inside the archive, size and SHA-256."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveInfo:
+    """A zip in the archive area and what its manifest lists."""
+
+    name: str
+    path: Path
+    size: int
+    created_at: dt.datetime
+    source: str
+    files: list[ManifestEntry]
+    #: Originals left in place after archiving (changed while being archived, or could not be removed).
+    kept: list[str] = field(default_factory=list[str])
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    arcname: str
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+class DataDirectory:
+    """The bot's data directory.  ``hidden`` files (the SQLite database) are never listed, served or archived."""
+
+    def __init__(self, root: Path, *, hidden: Collection[Path] = ()) -> None:
+        self.root = Path(os.path.realpath(root))
+        self._hidden = {Path(os.path.realpath(p)) for p in hidden}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DataDirectory:
+        hidden: list[Path] = []
+        url = make_url(settings.resolved_database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            database = Path(url.database)
+            hidden += [database, *(database.with_name(database.name + s) for s in ("-wal", "-shm", "-journal"))]
+        return cls(settings.data_dir, hidden=hidden)
+
+    # ------------------------------------------------------------------------------------------ paths
+
+    def area(self, name: str) -> Path:
+        """A top-level area (``datasets``, ``exports``, ``archive``, ``tmp``), created when missing."""
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the data directory, with ``/`` separators."""
+        return Path(os.path.realpath(path)).relative_to(self.root).as_posix()
+
+    @staticmethod
+    def parts(raw: str) -> list[str]:
+        """The components of a member-supplied relative path; refuses anything that could leave the directory."""
+        text = raw.strip()
+        if not text:
+            raise InvalidInputError("Give a path relative to the data directory.")
+        if "\x00" in text:
+            raise InvalidInputError("That path contains a NUL byte; paths cannot contain one.")
+        decoded = text
+        for _ in range(3):
+            once = unquote(decoded)
+            if once == decoded:
+                break
+            decoded = once
+        if decoded != text and _ENCODED.search(text) and _escapes(decoded):
+            raise InvalidInputError(
+                "Percent-encoded paths are not accepted (that one decodes to a path outside the data directory). "
+                "Type the path as it is."
+            )
+        text = text.replace("\\", "/")
+        if text.startswith(("/", "~")) or _DRIVE.match(text):
+            raise InvalidInputError(
+                f"`{_show(raw)}` is an absolute path. Give a path relative to the data directory, "
+                "as autocomplete offers it."
+            )
+        parts = [p for p in text.split("/") if p not in {"", "."}]
+        if ".." in parts:
+            raise InvalidInputError(f"`{_show(raw)}` contains `..`; paths must stay inside the data directory.")
+        if not parts:
+            raise InvalidInputError("Give a path relative to the data directory, not the directory itself.")
+        return parts
+
+    def _is_hidden(self, real: Path) -> bool:
+        if real in self._hidden:
+            return True
+        rel = real.relative_to(self.root).parts
+        return bool(rel) and (rel[0] == TMP or any(p.startswith(".") for p in rel))
+
+    def _check_inside(self, raw: str, candidate: Path) -> Path:
+        # Checked before existence, so a link cannot be used to probe what exists outside.
+        real = Path(os.path.realpath(candidate))
+        if real != self.root and not real.is_relative_to(self.root):
+            raise InvalidInputError(
+                f"`{_show(raw)}` is a link that leads outside the data directory; it is not served."
+            )
+        if not os.path.lexists(candidate) or not real.exists():
+            raise NotFoundError("file", raw, f"There is nothing at `{_show(raw)}` in the data directory.")
+        if self._is_hidden(real):
+            raise InvalidInputError(f"`{_show(raw)}` is not served (the database, temporary or hidden files).")
+        return real
+
+    def resolve_file(self, raw: str, *, limit: int) -> SafeFile:
+        """A regular file of at most ``limit`` bytes inside the data directory (blocking; see :meth:`file`)."""
+        real = self._check_inside(raw, self.root.joinpath(*self.parts(raw)))
+        info = os.stat(real)
+        if stat.S_ISDIR(info.st_mode):
+            raise InvalidInputError(
+                f"`{_show(raw)}` is a directory. Ask for a file in it, or zip it with `/archive create`."
+            )
+        if not stat.S_ISREG(info.st_mode):
+            raise InvalidInputError(
+                f"`{_show(raw)}` is not a regular file (a device, pipe or socket); it is not served."
+            )
+        if info.st_size > limit:
+            raise InvalidInputError(
+                f"`{_show(raw)}` is {human_size(info.st_size)}; files over {human_size(limit)} cannot be sent "
+                "through Discord."
+            )
+        return SafeFile(path=real, relative=self.relative(real), size=info.st_size)
+
+    async def file(self, raw: str, *, limit: int) -> SafeFile:
+        """:meth:`resolve_file` in a worker thread."""
+        return await asyncio.to_thread(self.resolve_file, raw, limit=limit)
+
+    def resolve_directory(self, raw: str, *, area: str | None = None) -> Path:
+        """A directory inside the data directory (inside ``area`` when given, ``raw`` being relative to it)."""
+        parts = self.parts(raw)
+        base = self.root / area if area else self.root
+        real = self._check_inside(raw, base.joinpath(*parts))
+        if area and not real.is_relative_to(Path(os.path.realpath(base))):
+            raise InvalidInputError(f"`{_show(raw)}` leads outside `{area}/`.")
+        if not real.is_dir():
+            raise InvalidInputError(f"`{_show(raw)}` is not a directory.")
+        if real == self.root:
+            raise InvalidInputError("Give a directory inside the data directory, not the directory itself.")
+        return real
+
+    async def directory(self, raw: str, *, area: str | None = None) -> Path:
+        """:meth:`resolve_directory` in a worker thread."""
+        return await asyncio.to_thread(self.resolve_directory, raw, area=area)
+
+    # ------------------------------------------------------------------------------------------ listings
+
+    def _walk(self, base: Path, *, limit: int | None = SCAN_LIMIT) -> list[tuple[Path, bool]]:
+        """(path, is_dir) under ``base``, without following links out, skipping hidden entries; ``limit`` bounds
+        how many entries are looked at (for autocomplete)."""
+        found: list[tuple[Path, bool]] = []
+        if not base.is_dir():
+            return found
+        seen = 0
+        for top, dirs, files in os.walk(base):
+            top_path = Path(top)
+            dirs[:] = sorted(d for d in dirs if not self._is_hidden(top_path / d) and not (top_path / d).is_symlink())
+            for d in dirs:
+                found.append((top_path / d, True))
+            for name in sorted(files):
+                path = top_path / name
+                real = Path(os.path.realpath(path))
+                if real.is_relative_to(self.root) and not self._is_hidden(real) and real.is_file():
+                    found.append((path, False))
+            seen += len(dirs) + len(files)
+            if limit is not None and seen > limit:
+                break
+        return found
+
+    def _suggest(
+        self, typed: str, base: Path, *, want_dirs: bool, limit: int, exclude: Collection[str] = ()
+    ) -> list[str]:
+        needle = typed.strip().replace("\\", "/").lower()
+        names = [
+            path.relative_to(base).as_posix()
+            for path, is_dir in self._walk(base)
+            if is_dir == want_dirs and path.relative_to(base).parts[0] not in exclude
+        ]
+        matches = [n for n in names if needle in n.lower()]
+        matches.sort(key=lambda n: (not n.lower().startswith(needle), n.count("/"), n.lower()))
+        return matches[:limit]
+
+    def suggest_files(self, typed: str, *, limit: int = 25) -> list[str]:
+        """Files in the data directory whose path contains ``typed`` (blocking)."""
+        return self._suggest(typed, self.root, want_dirs=False, limit=limit)
+
+    def suggest_directories(self, typed: str, *, area: str | None = None, limit: int = 25) -> list[str]:
+        """Directories (relative to ``area`` or the data directory) whose path contains ``typed`` (blocking)."""
+        base = self.root / area if area else self.root
+        exclude = () if area else (ARCHIVE, TMP)
+        return self._suggest(typed, base, want_dirs=True, limit=limit, exclude=exclude)
+
+    def dataset_files(self, directory: Path, suffixes: Collection[str]) -> list[Path]:
+        """Files with one of ``suffixes`` under ``directory`` (recursively, links leading out skipped)."""
+        return [
+            path for path, is_dir in self._walk(directory, limit=None) if not is_dir and path.suffix.lower() in suffixes
+        ]
+
+    # ------------------------------------------------------------------------------------------ receiving
+
+    @contextlib.asynccontextmanager
+    async def incoming(self, chunks: AsyncIterable[bytes], filename: str, *, limit: int) -> AsyncGenerator[Path]:
+        """Stream ``chunks`` into a temporary file (refused past ``limit`` bytes); removed on exit."""
+        tmp = await asyncio.to_thread(self.area, TMP)
+        path = tmp / f"{uuid.uuid4().hex}-{safe_filename(filename)}"
+        try:
+            received = 0
+            async with aiofiles.open(path, "wb") as out:
+                async for chunk in chunks:
+                    received += len(chunk)
+                    if received > limit:
+                        raise InvalidInputError(
+                            f"`{_show(filename)}` is larger than the upload limit of {human_size(limit)} "
+                            "(HYPOTEZ_MAX_UPLOAD_BYTES)."
+                        )
+                    await out.write(chunk)
+            yield path
+        finally:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+
+    # ------------------------------------------------------------------------------------------ archives
+
+    def archive_path(self, name: str) -> Path:
+        """An existing archive by file name (blocking)."""
+        if "/" in name or "\\" in name or "\x00" in name or name.startswith(".") or not name.endswith(".zip"):
+            raise InvalidInputError(f"`{_show(name)}` is not an archive name; pick one from `/archive list`.")
+        path = self.root / ARCHIVE / name
+        if not path.is_file() or path.is_symlink():
+            raise NotFoundError("archive", name, f"There is no archive called `{_show(name)}`. See `/archive list`.")
+        return path
+
+    def list_archives(self) -> list[ArchiveInfo]:
+        """Every archive, newest first (blocking)."""
+        folder = self.root / ARCHIVE
+        if not folder.is_dir():
+            return []
+        infos: list[ArchiveInfo] = []
+        for path in folder.glob("*.zip"):
+            if path.is_symlink() or not path.is_file():
+                continue
+            try:
+                infos.append(_read_archive(path))
+            except (OSError, zipfile.BadZipFile, ValueError, KeyError):
+                continue
+        infos.sort(key=lambda i: (i.created_at, i.name), reverse=True)
+        return infos
+
+    async def archives(self) -> list[ArchiveInfo]:
+        return await asyncio.to_thread(self.list_archives)
+
+    def _new_archive_path(self, stem: str) -> Path:
+        folder = self.area(ARCHIVE)
+        base = f"{safe_filename(stem, default='archive')}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+        path = folder / f"{base}.zip"
+        counter = 2
+        while path.exists() or path.with_name(path.name + ".partial").exists():
+            path = folder / f"{base}-{counter}.zip"
+            counter += 1
+        return path
+
+    def archive_directory_sync(self, directory: Path) -> ArchiveInfo:
+        """Zip ``directory`` (from :meth:`resolve_directory`) into the archive area, verify it, then remove the
+        originals.  On any failure before verification the partial zip is deleted and nothing is removed."""
+        rel = self.relative(directory)
+        if rel.split("/")[0] in {ARCHIVE, TMP}:
+            raise InvalidInputError(f"`{rel}` is inside the `{rel.split('/')[0]}/` area; it cannot be archived.")
+        if any(h.is_relative_to(directory) for h in self._hidden):
+            raise InvalidInputError(f"`{rel}` holds the database; it cannot be archived.")
+        members: list[_Member] = []
+        for path, is_dir in self._walk(directory, limit=None):
+            if is_dir or path.is_symlink():
+                continue
+            info = os.stat(path)
+            members.append(_Member(path.relative_to(directory).as_posix(), path, info.st_size, info.st_mtime_ns))
+        if not members:
+            raise InvalidInputError(f"`{rel}` has no files to archive.")
+        archive = self._write_archive(rel.replace("/", "_"), members=members, source=rel)
+        kept = self._remove_originals(members)
+        with contextlib.suppress(OSError):
+            _remove_empty_dirs(directory)
+        return ArchiveInfo(archive.name, archive.path, archive.size, archive.created_at, rel, archive.files, kept)
+
+    async def archive_directory(self, directory: Path) -> ArchiveInfo:
+        """:meth:`archive_directory_sync` in a worker thread."""
+        return await asyncio.to_thread(self.archive_directory_sync, directory)
+
+    def archive_files_sync(
+        self, stem: str, files: Sequence[tuple[str, Path]], *, source: str, remove_originals: bool = True
+    ) -> ArchiveInfo:
+        """Zip ``files`` (name in the archive, path) into the archive area; originals removed once verified."""
+        members: list[_Member] = []
+        for arcname, path in files:
+            try:
+                info = os.stat(path)
+            except OSError as exc:
+                raise StorageError(f"Archiving `{source}` failed ({exc.strerror or exc}); nothing was moved.") from exc
+            members.append(_Member(arcname, path, info.st_size, info.st_mtime_ns))
+        archive = self._write_archive(stem, members=members, source=source)
+        kept = self._remove_originals(members) if remove_originals else []
+        return ArchiveInfo(archive.name, archive.path, archive.size, archive.created_at, source, archive.files, kept)
+
+    async def archive_files(
+        self, stem: str, files: Sequence[tuple[str, Path]], *, source: str, remove_originals: bool = True
+    ) -> ArchiveInfo:
+        return await asyncio.to_thread(
+            self.archive_files_sync, stem, files, source=source, remove_originals=remove_originals
+        )
+
+    def _write_archive(self, stem: str, *, members: Sequence[_Member], source: str) -> ArchiveInfo:
+        """Write and verify a zip with a manifest; it appears under its final name only once verified."""
+        target = self._new_archive_path(stem)
+        partial = target.with_name(target.name + ".partial")
+        created = dt.datetime.now(dt.UTC)
+        try:
+            entries: list[ManifestEntry] = []
+            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+                for member in members:
+                    entries.append(self._add_to_zip(zf, member))
+                manifest = {
+                    "source": source,
+                    "created_at": created.isoformat(),
+                    "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in entries],
+                }
+                zf.writestr(MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
+            _verify_archive(partial, entries)
+            os.replace(partial, target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise StorageError(
+                f"Archiving `{source}` failed ({exc.strerror or exc}); nothing was moved, the originals are where "
+                "they were."
+            ) from exc
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return ArchiveInfo(target.name, target, target.stat().st_size, created, source, entries)
+
+    def _add_to_zip(self, zf: zipfile.ZipFile, member: _Member) -> ManifestEntry:
+        digest = hashlib.sha256()
+        size = 0
+        info = zipfile.ZipInfo(member.arcname, date_time=_zip_time(member.mtime_ns))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(member.path, flags)
+        with os.fdopen(fd, "rb") as source, zf.open(info, "w", force_zip64=True) as sink:
+            if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+                raise OSError(f"{member.arcname} is not a regular file")
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                sink.write(chunk)
+        return ManifestEntry(member.arcname, size, digest.hexdigest())
+
+    def _remove_originals(self, members: Sequence[_Member]) -> list[str]:
+        """Delete archived originals; a file changed since it was read is kept (and reported)."""
+        kept: list[str] = []
+        for member in members:
+            try:
+                info = os.stat(member.path, follow_symlinks=False)
+                if info.st_size != member.size or info.st_mtime_ns != member.mtime_ns:
+                    kept.append(member.arcname)
+                    continue
+                member.path.unlink()
+            except OSError:
+                kept.append(member.arcname)
+        return kept
+
+    # ------------------------------------------------------------------------------------------ bundles
+
+    def bundle_sync(self, files: Sequence[Path], *, limit: int, stem: str) -> list[Path] | None:
+        """``files`` when together they fit in ``limit`` bytes, else one zip of them next to the first when that
+        fits, else ``None``."""
+        if sum(p.stat().st_size for p in files) <= limit:
+            return list(files)
+        target = files[0].with_name(f"{safe_filename(stem)}.zip")
+        partial = target.with_name(target.name + ".partial")
+        try:
+            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+                for path in files:
+                    zf.write(path, path.name)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return [target] if target.stat().st_size <= limit else None
+
+    async def bundle(self, files: Sequence[Path], *, limit: int, stem: str) -> list[Path] | None:
+        return await asyncio.to_thread(self.bundle_sync, files, limit=limit, stem=stem)
+
+
+def _show(raw: str) -> str:
+    """A member's path, safe to echo: control characters replaced, shortened, no backticks."""
+    cleaned = "".join(c if c.isprintable() else "?" for c in raw).replace("`", "'")
+    return cleaned if len(cleaned) <= 200 else cleaned[:199] + "…"
+
+
+def _escapes(decoded: str) -> bool:
+    text = decoded.replace("\\", "/")
+    return (
+        "\x00" in text
+        or text.startswith(("/", "~"))
+        or bool(_DRIVE.match(text))
+        or ".." in text.split("/")
+        or bool(_ENCODED.search(text))
+    )
+
+
+def _zip_time(mtime_ns: int) -> tuple[int, int, int, int, int, int]:
+    when = dt.datetime.fromtimestamp(mtime_ns / 1e9, dt.UTC)
+    when = max(when, dt.datetime(1980, 1, 1, tzinfo=dt.UTC))
+    return (when.year, when.month, when.day, when.hour, when.minute, when.second)
+
+
+def _verify_archive(path: Path, entries: Sequence[ManifestEntry]) -> None:
+    """Re-read the zip: its manifest lists exactly ``entries`` and every member's bytes hash as recorded."""
+    with zipfile.ZipFile(path) as zf:
+        manifest: dict[str, Any] = json.loads(zf.read(MANIFEST))
+        listed = [(f["path"], f["size"], f["sha256"]) for f in manifest["files"]]
+        if listed != [(e.path, e.size, e.sha256) for e in entries]:
+            raise OSError("the manifest does not match the files written")
+        for entry in entries:
+            digest = hashlib.sha256()
+            size = 0
+            with zf.open(entry.path) as member:
+                while chunk := member.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+            if size != entry.size or digest.hexdigest() != entry.sha256:
+                raise OSError(f"{entry.path} does not read back as written")
+
+
+def _read_archive(path: Path) -> ArchiveInfo:
+    with zipfile.ZipFile(path) as zf:
+        manifest: dict[str, Any] = json.loads(zf.read(MANIFEST))
+    files = [ManifestEntry(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in manifest["files"]]
+    created = dt.datetime.fromisoformat(str(manifest["created_at"]))
+    return ArchiveInfo(path.name, path, path.stat().st_size, created, str(manifest.get("source", "")), files)
+
+
+def _remove_empty_dirs(directory: Path) -> None:
+    for top, _dirs, _files in os.walk(directory, topdown=False):
+        with contextlib.suppress(OSError):
+            Path(top).rmdir()
