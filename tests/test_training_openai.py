@@ -3,6 +3,7 @@ resume after a restart, idempotency and the permission error — against the loc
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -104,6 +105,9 @@ async def test_openai_lifecycle_through_discord(hz: Hypotez) -> None:
     assert job.result_model.startswith("ft:gpt-4.1-mini")
     events = await hz.services.jobs.events(job.id)
     assert any(e.data.get("kind") == "metrics" for e in events)
+    checkpoints = [e for e in events if e.data.get("kind") == "checkpoint"]
+    assert checkpoints
+    assert str(checkpoints[-1].data["model"]).startswith("ft:gpt-4.1-mini")
     assert job.metrics["loss"], "metrics were collected into a loss series"
 
     assert job.status_message_id is not None
@@ -272,3 +276,41 @@ async def test_too_little_data_is_refused_before_upload(hz: Hypotez) -> None:
     missing = await hz.send(slash("train", {"dataset": "nope", "trainer": "openai"}, user=ADMIN_MEMBER))
     assert missing.content is not None
     assert "No dataset called `nope`" in missing.content
+
+
+@pytest.mark.asyncio
+async def test_train_straight_from_a_file(hz: Hypotez) -> None:
+    from tests.fakes.interactions import Attachment
+
+    hz.openai.auto_advance = False
+    lines = "".join(
+        json.dumps({"messages": [{"role": "user", "content": f"Say {i}"}, {"role": "assistant", "content": str(i)}]})
+        + "\n"
+        for i in range(12)
+    ).encode()
+    file = hz.rest.host(Attachment("numbers.jsonl", lines, content_type="application/jsonl"))
+    started = await hz.send(slash("train", {"file": file, "trainer": "openai"}, attachments=[file], user=ADMIN_MEMBER))
+    assert any("started on" in str(c.json) and "with 12 examples" in str(c.json) for c in started.followups)
+    job = await _job(hz.services)
+    assert job.dataset_id is not None
+    dataset = await hz.services.datasets.get(job.dataset_id)
+    assert dataset is not None
+    assert dataset.name.startswith("upload-numbers-")
+    # The same file again is the same dataset and the same request: no second job.
+    file_again = hz.rest.host(Attachment("numbers.jsonl", lines, content_type="application/jsonl"))
+    again = await hz.send(
+        slash("train", {"file": file_again, "trainer": "openai"}, attachments=[file_again], user=ADMIN_MEMBER)
+    )
+    assert any("identical training job #1" in str(c.json) for c in again.followups)
+    assert len(hz.openai.jobs) == 1
+
+    bad = hz.rest.host(Attachment("bad.jsonl", b'{"messages": []}\nnot json\n', content_type="application/jsonl"))
+    refused = await hz.send(slash("train", {"file": bad, "trainer": "openai"}, attachments=[bad], user=ADMIN_MEMBER))
+    text = " ".join(str(c.json) for c in refused.followups)
+    assert "line 2" in text.lower()
+    assert len(hz.openai.jobs) == 1
+    both = await hz.send(
+        slash("train", {"dataset": "x", "file": file, "trainer": "openai"}, attachments=[file], user=ADMIN_MEMBER)
+    )
+    assert both.content is not None
+    assert "one of the two" in both.content

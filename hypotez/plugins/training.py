@@ -7,6 +7,8 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import re
+from pathlib import Path
 
 import hikari
 import lightbulb
@@ -16,7 +18,7 @@ from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml.assistant import Assistant
 from hypotez.ml.charts import win_loss_chart_png
-from hypotez.ml.datasets import split_examples
+from hypotez.ml.datasets import SUPPORTED_SUFFIXES, DatasetCatalog, split_examples
 from hypotez.ml.evaluation import EvalReport, TestCase, compare, evaluate, parse_test_data
 from hypotez.ml.jobs import JobSpec, JobTracker
 from hypotez.ml.local_models import LocalModels
@@ -24,10 +26,12 @@ from hypotez.ml.trainers.base import TrainingMethod, TrainingRequest
 from hypotez.ml.training_data import load_training_data, validate_for
 from hypotez.permissions import Caller
 from hypotez.plugins._checks import require
+from hypotez.plugins._files import attachment_chunks, check_upload
 from hypotez.plugins._jobs_ui import JobActions, JobMessages, render
 from hypotez.plugins.chat import model_autocomplete
 from hypotez.plugins.feedback import read_text_attachment
 from hypotez.storage import Database
+from hypotez.storage.files import DataDirectory
 from hypotez.storage.models import TrainingJob
 from hypotez.storage.repositories import AuditLog, DatasetRepository, GuildSettingsRepository
 
@@ -80,7 +84,10 @@ class Train(
     description="Fine-tune a model on a dataset",
     hooks=[require(Capability.TRAIN)],
 ):
-    dataset = lightbulb.string("dataset", "Dataset to train on", autocomplete=dataset_autocomplete, max_length=100)
+    dataset = lightbulb.string(
+        "dataset", "Dataset to train on", default=None, autocomplete=dataset_autocomplete, max_length=100
+    )
+    file = lightbulb.attachment("file", "Or train straight from a .jsonl, .csv or .txt file of examples", default=None)
     trainer = lightbulb.string(
         "trainer",
         "Where to train",
@@ -132,16 +139,27 @@ class Train(
         messages: JobMessages,
         audit: AuditLog,
         local_models: LocalModels,
+        catalog: DatasetCatalog,
+        data_dir: DataDirectory,
     ) -> None:
         method = TrainingMethod(self.method)
         jobs.trainer(self.trainer)  # an unavailable trainer is refused before any work
         base_model = self.base_model or settings.default_base_model(self.trainer)
         # What the trainer loads: a local model's directory; a hub or OpenAI name as it is.
         load_from = local_models.base_model_for_training(base_model) if self.trainer == "local" else base_model
-        data = await load_training_data(db, guild_id=caller.guild_id, name=self.dataset, method=method)
+        if (self.dataset is None) == (self.file is None):
+            raise InvalidInputError("Train on a `dataset` or on a `file`, one of the two.")
+        if self.file is not None:
+            check_upload(self.file, settings, SUPPORTED_SUFFIXES)
+            await ctx.defer(ephemeral=True)
+            name = await _import_upload(self.file, caller, settings, catalog, data_dir)
+        else:
+            name = self.dataset or ""
+        data = await load_training_data(db, guild_id=caller.guild_id, name=name, method=method)
         train, valid = split_examples(data.examples, self.validation)
         validate_for(self.trainer, train)
-        await ctx.defer(ephemeral=True)
+        if not ctx.initial_response_sent.is_set():
+            await ctx.defer(ephemeral=True)
         hyperparameters = self._hyperparameters()
         spec = JobSpec(
             trainer=self.trainer,
@@ -192,6 +210,39 @@ class Train(
             + ". Its status message below updates as it runs.",
             ephemeral=True,
         )
+
+
+async def _import_upload(
+    file: hikari.Attachment, caller: Caller, settings: Settings, catalog: DatasetCatalog, data_dir: DataDirectory
+) -> str:
+    """Import an uploaded training file as a dataset named after it and its content (so the same file twice
+    is the same dataset, and the same request); returns the dataset's name."""
+    if caller.guild_id is None:
+        raise InvalidInputError("Training belongs to a server; use this command in one.")
+    async with data_dir.incoming(attachment_chunks(file), file.filename, limit=settings.max_upload_bytes) as path:
+        digest = await asyncio.to_thread(_sha256, path)
+        stem = re.sub(r"[^a-z0-9-]+", "-", Path(file.filename).stem.lower()).strip("-")[:40] or "file"
+        name = f"upload-{stem}-{digest[:8]}"
+        try:
+            await catalog.repository.resolve(caller.guild_id, name)
+        except NotFoundError:
+            await catalog.import_file(
+                path,
+                filename=file.filename,
+                guild_id=caller.guild_id,
+                actor_id=caller.user_id,
+                name=name,
+                positive=True,
+            )
+    return name
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _message_link(job: TrainingJob) -> str:

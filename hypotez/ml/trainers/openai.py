@@ -172,9 +172,26 @@ class OpenAITrainer:
                         data=data,
                     )
                 )
+            records.reverse()  # the API lists newest first
+            # Checkpoints (the last epochs' models, usable for chat) are events too.
+            async for checkpoint in self.client.fine_tuning.jobs.checkpoints.list(external_id, limit=100):
+                metrics = checkpoint.metrics.model_dump(exclude_none=True) if checkpoint.metrics else {}
+                records.append(
+                    JobEventRecord(
+                        external_id=checkpoint.id,
+                        created_at=dt.datetime.fromtimestamp(checkpoint.created_at, dt.UTC),
+                        message=f"Checkpoint at step {checkpoint.step_number}: {checkpoint.fine_tuned_model_checkpoint}",
+                        kind="checkpoint",
+                        data={
+                            "step": checkpoint.step_number,
+                            "model": checkpoint.fine_tuned_model_checkpoint,
+                            **metrics,
+                        },
+                    )
+                )
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc
-        records.reverse()  # the API lists newest first
+        records.sort(key=lambda r: r.created_at)  # stable: events of the same second keep their order
         return records
 
     async def cancel(self, external_id: str) -> None:
