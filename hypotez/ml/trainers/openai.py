@@ -180,7 +180,9 @@ class OpenAITrainer:
                     JobEventRecord(
                         external_id=checkpoint.id,
                         created_at=dt.datetime.fromtimestamp(checkpoint.created_at, dt.UTC),
-                        message=f"Checkpoint at step {checkpoint.step_number}: {checkpoint.fine_tuned_model_checkpoint}",
+                        message=(
+                            f"Checkpoint at step {checkpoint.step_number}: {checkpoint.fine_tuned_model_checkpoint}"
+                        ),
                         kind="checkpoint",
                         data={
                             "step": checkpoint.step_number,
