@@ -130,6 +130,13 @@ def test_safe_paths_resolve_inside(data: Path) -> None:
     (data / "sub").mkdir()
     with pytest.raises(InvalidInputError, match="holds the database"):
         DataDirectory(data, hidden=[data / "sub" / "x.db"]).archive_directory_sync(data / "sub")
+    # Local training jobs and their models are in use: neither the area nor a job in it is archived.
+    (data / "training" / "job-1" / "model").mkdir(parents=True)
+    (data / "training" / "job-1" / "model" / "config.json").write_text("{}")
+    for inside in ("training", "training/job-1"):
+        with pytest.raises(InvalidInputError, match="local training jobs"):
+            directory.archive_directory_sync((data / inside).resolve())
+    assert (data / "training" / "job-1" / "model" / "config.json").is_file()
 
 
 @pytest_asyncio.fixture

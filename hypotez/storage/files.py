@@ -46,6 +46,7 @@ __all__ = [
     "DATASETS",
     "EXPORTS",
     "TMP",
+    "TRAINING",
     "ArchiveInfo",
     "DataDirectory",
     "ManifestEntry",
@@ -57,6 +58,8 @@ DATASETS = "datasets"
 EXPORTS = "exports"
 ARCHIVE = "archive"
 TMP = "tmp"
+#: Local training jobs and their models (hypotez.ml.local_models): in use, never archived.
+TRAINING = "training"
 
 #: Bytes read or written at a time.
 CHUNK = 1024 * 1024
@@ -369,6 +372,11 @@ class DataDirectory:
         rel = self.relative(directory)
         if rel.split("/")[0] in {ARCHIVE, TMP}:
             raise InvalidInputError(f"`{rel}` is inside the `{rel.split('/')[0]}/` area; it cannot be archived.")
+        training = self.root / TRAINING
+        if directory == training or directory.is_relative_to(training) or training.is_relative_to(directory):
+            raise InvalidInputError(
+                f"`{rel}` holds local training jobs and the models the bot may be serving; it cannot be archived."
+            )
         if any(h.is_relative_to(directory) for h in self._hidden):
             raise InvalidInputError(f"`{rel}` holds the database; it cannot be archived.")
         members: list[_Member] = []
