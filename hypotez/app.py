@@ -165,7 +165,14 @@ def build_bot(
             rest_url=rest_url,
             banner=None,
         )
-    return hikari.GatewayBot(token, intents=INTENTS, banner=None, rest_url=rest_url)
+    try:
+        return hikari.GatewayBot(token, intents=INTENTS, banner=None, rest_url=rest_url)
+    except ValueError:  # hikari reads the application id out of the token
+        raise ConfigError(
+            "HYPOTEZ_DISCORD_TOKEN does not look like a bot token; copy it again from the Bot page of your "
+            "application at https://discord.com/developers/applications.",
+            setting="HYPOTEZ_DISCORD_TOKEN",
+        ) from None
 
 
 def describe_error(exc: BaseException, *, where: str) -> str:

@@ -44,6 +44,14 @@ def test_run_without_token_fails_with_one_clear_sentence(tmp_path: Path) -> None
     assert result.stderr.strip().count("\n") == 0
 
 
+def test_run_with_a_malformed_token_says_so(tmp_path: Path) -> None:
+    result = _run(["run"], tmp_path, HYPOTEZ_DISCORD_TOKEN="not-a-token")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "does not look like a bot token" in result.stderr
+    assert "not-a-token" not in result.stderr
+
+
 def test_http_mode_without_public_key_names_the_setting(tmp_path: Path) -> None:
     result = _run(["run", "--http"], tmp_path, HYPOTEZ_DISCORD_TOKEN=TOKEN)
     assert result.returncode == 2

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import hikari
 import lightbulb
 import pytest
+from pydantic import SecretStr
 
 from hypotez.app import load_plugins, plugin_modules
 from hypotez.errors import StorageError
@@ -153,3 +154,25 @@ async def test_shutdown_closes_the_services(bot_settings: Settings, openai_fake:
         assert not services._closed
     assert services._closed
     assert services.assistant.backends.default.client.is_closed()  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_gateway_mode_assembles_with_listeners(settings: Settings) -> None:
+    """The default mode: a GatewayBot with lightbulb and miru side by side and the reply listener subscribed."""
+    from hypotez.app import Services, assemble, build_bot
+
+    token = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.GxAbCd.0123456789abcdefghijklmnopqrstuvwxyzAB"  # the shape Discord issues
+    settings = settings.model_copy(update={"discord_token": SecretStr(token)})
+    bot = build_bot(settings)
+    assert isinstance(bot, hikari.GatewayBot)
+    assert bot.intents & hikari.Intents.MESSAGE_CONTENT
+    services = Services.from_settings(settings)
+    try:
+        app = await assemble(bot, services, sync_commands=False)
+        assert {"chat", "correct", "train", "dataset"} <= {c._command_data.name for c in app.client.registered_commands}
+        listeners = bot.get_listeners(hikari.MessageCreateEvent)
+        assert any(getattr(cb, "__name__", "") == "on_message" for cb in listeners)
+        assert bot.get_listeners(hikari.StartedEvent)
+        assert bot.get_listeners(hikari.StoppedEvent)
+    finally:
+        await services.close()
