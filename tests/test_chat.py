@@ -211,3 +211,22 @@ async def test_backend_timeout_ends_in_an_ephemeral_message(hz: Hypotez) -> None
     assert result.original_message is not None
     assert "did not answer in time" in result.original_message["content"]
     assert await _replies(hz) == []
+
+
+@pytest.mark.asyncio
+async def test_model_autocomplete_offers_trained_local_and_backend_models(hz: Hypotez) -> None:
+    from hypotez.storage.models import RegisteredModel
+    from tests.fakes.interactions import autocomplete
+
+    async with hz.services.db.session() as session, session.begin():
+        session.add(
+            RegisteredModel(
+                guild_id=GUILD_ID, name="ft:gpt-4o-mini:acme:support:x1", backend="openai", origin="fine-tune"
+            )
+        )
+    (hz.settings.data_dir / "models" / "tiny-base").mkdir(parents=True)
+    offered = await hz.send(autocomplete("chat", {"message": "hi", "model": ""}, "model"))
+    values = [c["value"] for c in offered.choices]
+    assert values == ["ft:gpt-4o-mini:acme:support:x1", "local:tiny-base", "gpt-4.1-mini", "gpt-4o-mini"]
+    narrowed = await hz.send(autocomplete("chat", {"message": "hi", "model": "4.1"}, "model"))
+    assert [c["value"] for c in narrowed.choices] == ["gpt-4.1-mini"]
