@@ -146,7 +146,7 @@ class Hypotez:
             await self.settle()
         return result
 
-    async def settle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109
+    async def settle(self, timeout: float = 120.0) -> None:  # noqa: ASYNC109
         """Wait until no command, button or modal callback is still running."""
 
         def busy() -> list[asyncio.Task[Any]]:

@@ -53,7 +53,9 @@ async def _accuracy(hz: Hypotez, model: str | None) -> float:
 async def test_corrections_train_a_model_that_learns(bot_settings: Settings, openai_fake: FakeOpenAI) -> None:
     make_tiny_model(bot_settings.data_dir / "models" / "tiny", [f"{q} {a}" for q, a in PAIRS])
     openai_fake.reply_with("I don't know.")
-    async with running_hypotez(bot_settings, openai_fake) as hz:
+    # Answers are one word: an untrained model would otherwise babble to the end of its window 50 times.
+    settings = bot_settings.model_copy(update={"local_max_new_tokens": 16})
+    async with running_hypotez(settings, openai_fake) as hz:
         # Members ask; the bot is wrong; they correct it in place.
         for question, answer in PAIRS:
             asked = await hz.send(slash("chat", {"message": question}))
