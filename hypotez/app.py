@@ -93,7 +93,8 @@ class Services:
             self.chat,
             LocalChatBackend(
                 self.local_models.resolve,
-                available=self.local_models.ids,
+                # Offered to everyone: base models; a server's trained models come from its registry.
+                available=self.local_models.base_ids,
                 allow_paths=False,  # members name models, never paths
                 max_new_tokens=self.settings.local_max_new_tokens,
             ),

@@ -234,7 +234,7 @@ async def test_rating_buttons_work_after_a_restart(bot_settings: Settings, opena
         down = await second.send(button("hz.down", reply_message, user=ADMIN_MEMBER))
         assert down.ephemeral
         invite = [c["custom_id"] for row in down.components for c in row["components"]]
-        reply = await second.services.replies.by_message(int(reply_message["id"]))
+        reply = await second.services.replies.by_message(int(reply_message["id"]), guild_id=GUILD_ID)
         assert reply is not None
         assert invite == [f"hz.correct:{reply[0].id}"]
         # 👎 invites a correction: its button opens the same modal (through miru, in the response body).

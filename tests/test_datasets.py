@@ -518,7 +518,7 @@ async def test_build_filters_by_channel_model_rating_and_period(hz: Hypotez) -> 
     assert elsewhere.original_message is not None
     await hz.send(button("hz.up", elsewhere.original_message))
     so_so = await chat(hz, "So-so?", "Meh.")
-    found = await hz.services.replies.by_message(int(so_so["id"]))
+    found = await hz.services.replies.by_message(int(so_so["id"]), guild_id=GUILD_ID)
     assert found is not None
     await hz.services.feedback.add_rating(
         author_id=ADMIN_USER_ID,

@@ -330,7 +330,10 @@ async def test_a_worker_that_vanished_is_reported(tmp_path: Path, asked_to_cance
     assert status.state is expected
     assert status.step == 3
     if expected is JobState.FAILED:
-        assert status.error == f"The training process exited unexpectedly; see {job.log}."
+        assert (
+            status.error == "The training process exited unexpectedly; see worker.log of job lost on the bot's machine."
+        )
+        assert str(job.log.parent.parent) not in status.error  # no server paths reach Discord
     assert (await LocalTrainer(tmp_path / "jobs").status("lost")).state is expected  # recorded
 
 

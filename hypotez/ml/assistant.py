@@ -114,7 +114,8 @@ class Assistant:
         return self.backends.default
 
     async def model_choices(self, guild_id: int | None) -> list[str]:
-        """Models a member can pick: the guild's trained models first, then local ones, then the backend's."""
+        """Models a member of ``guild_id`` can pick: the server's trained models, the operator's local base
+        models, then the backend's models (fine-tunes only when they are this server's)."""
         trained = [m.name for m in await self.registered_models(guild_id)]
         local: list[str] = []
         if "local" in self.backends.names:
@@ -123,7 +124,16 @@ class Assistant:
             served = await self.backends.backend_models()
         except BackendError:
             served = []
+        served = [m for m in served if not m.startswith("ft:")]
         return list(dict.fromkeys([*trained, *local, *served]))
+
+    async def require_model(self, guild_id: int | None, model: str) -> None:
+        """Refuse a model this server may not use: another server's trained model, or an unknown one."""
+        if model == self._settings.chat_model or model in await self.model_choices(guild_id):
+            return
+        raise NotFoundError(
+            "model", model, f"`{model}` is not a model this server can use. Pick one from the list (`/model list`)."
+        )
 
     async def prepare(
         self,
@@ -137,6 +147,8 @@ class Assistant:
     ) -> PreparedChat:
         """Pick the model and build the messages: system prompt, earlier turns within budget, the new one."""
         effective = await self._guild_settings.effective(guild_id, channel_id)
+        if model is not None:
+            await self.require_model(guild_id, model)
         chosen = model or effective.active_model or self._settings.chat_model
         history = turns_from_replies(await self._replies.thread(parent)) if parent is not None else []
         messages = build_messages(

@@ -44,9 +44,13 @@ class LocalModels:
             raise
 
     def ids(self) -> list[str]:
-        """Every local model: trained ones, then base ones."""
+        """Every local model on this machine: trained ones (of every server), then base ones."""
         trained = local_models(self.training_dir)
-        return [*trained, *(MODEL_PREFIX + p.name for p in self._base_dirs() if MODEL_PREFIX + p.name not in trained)]
+        return [*trained, *(i for i in self.base_ids() if i not in trained)]
+
+    def base_ids(self) -> list[str]:
+        """The base models an operator placed under ``models/`` (offered to every server)."""
+        return [MODEL_PREFIX + p.name for p in self._base_dirs()]
 
     def base_model_for_training(self, base_model: str) -> str:
         """What the local trainer loads: a ``local:`` name becomes its directory; a hub name stays as it is."""

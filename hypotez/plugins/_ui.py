@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import MutableMapping, Sequence
 
     from hypotez.app import Services
+    from hypotez.permissions import Caller
     from hypotez.storage.models import BotReply, ReplyMessage
 
 __all__ = [
@@ -90,8 +91,8 @@ def reply_actions_row() -> hikari.api.MessageActionRowBuilder:
     return row
 
 
-async def _reply_of_message(services: Services, message_id: int) -> tuple[BotReply, ReplyMessage]:
-    found = await services.replies.by_message(message_id)
+async def _reply_of_message(services: Services, message_id: int, caller: Caller) -> tuple[BotReply, ReplyMessage]:
+    found = await services.replies.by_message(message_id, guild_id=caller.guild_id, user_id=caller.user_id)
     if found is None:
         raise NotFoundError("reply", message_id, "That message is not one of my stored replies.")
     return found
@@ -258,7 +259,7 @@ class ReplyActions(HzView):
     async def _rate(self, context: miru.ViewContext, *, up: bool) -> None:
         caller = await self.services.caller(context.interaction)
         caller.require(Capability.FEEDBACK)
-        reply, _ = await _reply_of_message(self.services, int(context.message.id))
+        reply, _ = await _reply_of_message(self.services, int(context.message.id), caller)
         await self.services.feedback.rate(reply, author_id=caller.user_id, up=up)
         if up:
             await context.respond("Thanks for the 👍", flags=EPHEMERAL)
@@ -283,7 +284,7 @@ class ReplyActions(HzView):
     async def correct(self, context: miru.ViewContext, _: miru.Button) -> None:
         caller = await self.services.caller(context.interaction)
         caller.require(Capability.CORRECT)
-        reply, part = await _reply_of_message(self.services, int(context.message.id))
+        reply, part = await _reply_of_message(self.services, int(context.message.id), caller)
         modal = correction_modal_for(self.services, reply, part)
         await context.respond_with_modal(modal)
         context.client.start_modal(modal)

@@ -48,7 +48,7 @@ async def _thread_parent(ctx: lightbulb.Context, replies: ReplyRepository) -> Bo
     latest = await replies.latest_in_channel(int(ctx.channel_id))
     if latest is not None:
         return latest
-    found = await replies.by_message(int(ctx.channel_id))
+    found = await replies.by_message(int(ctx.channel_id), guild_id=ctx.guild_id, user_id=int(ctx.user.id))
     return found[0] if found is not None else None
 
 
@@ -195,7 +195,11 @@ async def continue_conversation(
     text = (message.content or "").strip()
     if not text:
         return None
-    found = await services.replies.by_message(int(reference.id))
+    found = await services.replies.by_message(
+        int(reference.id),
+        guild_id=int(message.guild_id) if message.guild_id is not None else None,
+        user_id=int(message.author.id),
+    )
     if found is None:
         return None
     parent, _ = found

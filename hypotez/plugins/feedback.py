@@ -45,8 +45,10 @@ def parse_message_ref(value: str) -> int:
     return int(match["id"])
 
 
-async def find_reply(replies: ReplyRepository, message_id: int) -> tuple[BotReply, ReplyMessage]:
-    found = await replies.by_message(message_id)
+async def find_reply(replies: ReplyRepository, message_id: int, caller: Caller) -> tuple[BotReply, ReplyMessage]:
+    """The bot's reply carried by ``message_id``, given where the caller is (another server's replies are not
+    found, whatever id or link is given)."""
+    found = await replies.by_message(message_id, guild_id=caller.guild_id, user_id=caller.user_id)
     if found is None:
         raise NotFoundError(
             "reply",
@@ -82,9 +84,14 @@ async def recent_replies_autocomplete(
 class CorrectThisReply(lightbulb.MessageCommand, name="Correct this reply", hooks=[require(Capability.CORRECT)]):
     @lightbulb.invoke
     async def invoke(
-        self, ctx: lightbulb.Context, services: Services, replies: ReplyRepository, components: miru.Client
+        self,
+        ctx: lightbulb.Context,
+        caller: Caller,
+        services: Services,
+        replies: ReplyRepository,
+        components: miru.Client,
     ) -> None:
-        reply, part = await find_reply(replies, int(self.target.id))
+        reply, part = await find_reply(replies, int(self.target.id), caller)
         modal = correction_modal_for(services, reply, part)
         await open_modal(ctx, components, modal)
 
@@ -114,7 +121,7 @@ class Correct(
     ) -> None:
         if (self.correction is None) == (self.file is None):
             raise InvalidInputError("Give the corrected text either as `correction` or as a `file`, not both.")
-        reply, _ = await find_reply(replies, parse_message_ref(self.message_id))
+        reply, _ = await find_reply(replies, parse_message_ref(self.message_id), caller)
         if self.file is not None:
             await ctx.defer(ephemeral=True)
             corrected = await read_text_attachment(self.file, min(settings.max_upload_bytes, CORRECTION_FILE_LIMIT))
@@ -167,11 +174,16 @@ class FeedbackSend(
 
     @lightbulb.invoke
     async def invoke(
-        self, ctx: lightbulb.Context, services: Services, replies: ReplyRepository, components: miru.Client
+        self,
+        ctx: lightbulb.Context,
+        caller: Caller,
+        services: Services,
+        replies: ReplyRepository,
+        components: miru.Client,
     ) -> None:
         reply = None
         if self.message_id is not None:
-            reply, _ = await find_reply(replies, parse_message_ref(self.message_id))
+            reply, _ = await find_reply(replies, parse_message_ref(self.message_id), caller)
         modal = FeedbackModal(services, reply)
         await open_modal(ctx, components, modal)
 
@@ -211,8 +223,13 @@ loader.command(feedback)
 class RateThisReply(lightbulb.MessageCommand, name="Rate this reply", hooks=[require(Capability.FEEDBACK)]):
     @lightbulb.invoke
     async def invoke(
-        self, ctx: lightbulb.Context, services: Services, replies: ReplyRepository, components: miru.Client
+        self,
+        ctx: lightbulb.Context,
+        caller: Caller,
+        services: Services,
+        replies: ReplyRepository,
+        components: miru.Client,
     ) -> None:
-        reply, _ = await find_reply(replies, int(self.target.id))
+        reply, _ = await find_reply(replies, int(self.target.id), caller)
         modal = FeedbackModal(services, reply)
         await open_modal(ctx, components, modal)

@@ -141,12 +141,15 @@ class Train(
         local_models: LocalModels,
         catalog: DatasetCatalog,
         data_dir: DataDirectory,
+        assistant: Assistant,
     ) -> None:
         method = TrainingMethod(self.method)
         jobs.trainer(self.trainer)  # an unavailable trainer is refused before any work
         base_model = self.base_model or settings.default_base_model(self.trainer)
         # What the trainer loads: a local model's directory; a hub or OpenAI name as it is.
         load_from = local_models.base_model_for_training(base_model) if self.trainer == "local" else base_model
+        if self.trainer == "local":
+            await _check_local_base(assistant, caller, base_model)
         if (self.dataset is None) == (self.file is None):
             raise InvalidInputError("Train on a `dataset` or on a `file`, one of the two.")
         if self.file is not None:
@@ -209,6 +212,21 @@ class Train(
             + (f" ({len(valid)} held out for validation)" if valid else "")
             + ". Its status message below updates as it runs.",
             ephemeral=True,
+        )
+
+
+#: A Hugging Face hub id: ``name`` or ``organisation/name`` (never a path).
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+
+
+async def _check_local_base(assistant: Assistant, caller: Caller, base_model: str) -> None:
+    """A local trainer starts from ``local:<name>`` models this server may use, or a hub id — never a path."""
+    if base_model.startswith("local:"):
+        await assistant.require_model(caller.guild_id, base_model)
+    elif not _HUB_ID.fullmatch(base_model) or ".." in base_model:
+        raise InvalidInputError(
+            f"`{base_model[:100]}` is not a model to train from: give a Hugging Face model id such as "
+            "`Qwen/Qwen2.5-0.5B-Instruct`, or `local:<name>` for a model of this server (`/model list`)."
         )
 
 
@@ -459,6 +477,7 @@ class TestRun(
         cases = await _test_cases(self.data, self.file)
         await ctx.defer(ephemeral=True)
         model = self.model or await assistant.active_model(caller.guild_id, caller.channel_id)
+        await assistant.require_model(caller.guild_id, model)
         report = await evaluate(await assistant.backend_for(caller.guild_id, model), model, cases)
         path = await _save_report(settings, _report_name("test", model), report.jsonl())
         await audit.record(
@@ -501,6 +520,8 @@ class TestCompare(
     ) -> None:
         cases = await _test_cases(self.data, self.file)
         await ctx.defer(ephemeral=True)
+        for model in (self.model_a, self.model_b):
+            await assistant.require_model(caller.guild_id, model)
         comparison = await compare(
             await assistant.backend_for(caller.guild_id, self.model_a),
             self.model_a,

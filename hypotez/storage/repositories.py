@@ -162,16 +162,22 @@ class ReplyRepository:
         async with self._db.session() as session:
             return await session.get(BotReply, reply_id)
 
-    async def by_message(self, message_id: int) -> tuple[BotReply, ReplyMessage] | None:
-        """The reply a Discord message belongs to, and that message's part."""
+    async def by_message(
+        self, message_id: int, *, guild_id: int | None, user_id: int | None = None
+    ) -> tuple[BotReply, ReplyMessage] | None:
+        """The reply a Discord message belongs to, and that message's part — only a reply given in
+        ``guild_id`` (in direct messages, ``guild_id`` ``None``: only ``user_id``'s own replies)."""
+        query = (
+            select(BotReply, ReplyMessage)
+            .join(ReplyMessage, ReplyMessage.reply_id == BotReply.id)
+            .where(ReplyMessage.message_id == message_id)
+        )
+        if guild_id is not None:
+            query = query.where(BotReply.guild_id == guild_id)
+        else:
+            query = query.where(BotReply.guild_id.is_(None), BotReply.author_id == (user_id or 0))
         async with self._db.session() as session:
-            row = (
-                await session.execute(
-                    select(BotReply, ReplyMessage)
-                    .join(ReplyMessage, ReplyMessage.reply_id == BotReply.id)
-                    .where(ReplyMessage.message_id == message_id)
-                )
-            ).first()
+            row = (await session.execute(query)).first()
         return (row[0], row[1]) if row is not None else None
 
     async def parts(self, reply_id: int) -> list[ReplyMessage]:

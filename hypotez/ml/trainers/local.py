@@ -257,7 +257,9 @@ class LocalTrainer:
             code = -1
         if code != 0 and _read_pid(files) is None:
             await asyncio.to_thread(
-                self._mark_failed, files, f"The training process could not be started; see {files.log}."
+                self._mark_failed,
+                files,
+                _log_hint("could not be started", files),
             )
 
     @staticmethod
@@ -303,7 +305,7 @@ class LocalTrainer:
             data = {**data, "state": str(JobState.CANCELLED)}
             _local_worker.append_event(files, "Training cancelled.")
         else:
-            error = f"The training process exited unexpectedly; see {files.log}."
+            error = _log_hint("exited unexpectedly", files)
             data = {**data, "state": str(JobState.FAILED), "error": error}
             _local_worker.append_event(files, f"Training failed: {error}", level="error")
         write_json_atomic(files.status, data)
@@ -373,6 +375,11 @@ class LocalTrainer:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _log_hint(what: str, files: JobFiles) -> str:
+    """An error naming the job's log without the server's paths (the text reaches Discord)."""
+    return f"The training process {what}; see worker.log of job {files.root.name} on the bot's machine."
 
 
 def _state(data: dict[str, Any]) -> JobState:
