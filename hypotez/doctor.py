@@ -51,7 +51,10 @@ async def _data_dir(settings: Settings) -> CheckResult:
 
 
 async def _database(settings: Settings) -> CheckResult:
-    db = Database(settings.resolved_database_url)
+    try:
+        db = Database(settings.resolved_database_url)
+    except HypotezError as exc:
+        return CheckResult("database", False, str(exc))
     try:
         state = await db.migration_state()
     except HypotezError as exc:

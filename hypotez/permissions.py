@@ -19,7 +19,7 @@ from hypotez.errors import PermissionDeniedError
 if TYPE_CHECKING:
     from hypotez.storage.repositories import GuildSettingsRepository
 
-__all__ = ["Caller", "has_capability", "resolve_caller"]
+__all__ = ["Caller", "caller_from_message", "has_capability", "resolve_caller"]
 
 
 def has_capability(
@@ -67,6 +67,39 @@ class Caller:
             raise PermissionDeniedError(capability.value)
 
 
+async def caller_from_message(
+    message: hikari.Message, settings: Settings, guild_settings: GuildSettingsRepository
+) -> Caller:
+    """A :class:`Caller` for a gateway message (a member replying to the bot), with the same grants as for
+    interactions; Administrator is read from the cached roles where the cache has them."""
+    user_id = int(message.author.id)
+    channel_id = int(message.channel_id)
+    if message.guild_id is None:
+        return Caller(user_id=user_id, guild_id=None, channel_id=channel_id)
+    guild_id = int(message.guild_id)
+    member = message.member
+    roles: list[hikari.Role] = list(member.get_roles()) if member is not None else []
+    return Caller(
+        user_id=user_id,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        is_admin=any(role.permissions & hikari.Permissions.ADMINISTRATOR for role in roles),
+        role_ids=frozenset(int(r) for r in member.role_ids) if member is not None else frozenset(),
+        grants=await _grants(settings, guild_settings, guild_id, channel_id),
+    )
+
+
+async def _grants(
+    settings: Settings, guild_settings: GuildSettingsRepository, guild_id: int, channel_id: int
+) -> dict[str, list[int]]:
+    """Role grants of a guild: the settings file's, merged with those stored in the database."""
+    grants: dict[str, list[int]] = {cap.value: roles for cap, roles in settings.guild_roles(guild_id).items()}
+    stored = await guild_settings.effective(guild_id, channel_id)
+    for cap, roles in stored.capability_roles.items():
+        grants[cap] = sorted({*grants.get(cap, []), *roles})
+    return grants
+
+
 async def resolve_caller(
     interaction: hikari.PartialInteraction,
     settings: Settings,
@@ -81,10 +114,7 @@ async def resolve_caller(
     if guild_id is None or not isinstance(member, hikari.InteractionMember):
         return Caller(user_id=user_id, guild_id=None, channel_id=channel_id)
 
-    grants: dict[str, list[int]] = {cap.value: roles for cap, roles in settings.guild_roles(guild_id).items()}
-    stored = await guild_settings.effective(guild_id, channel_id)
-    for cap, roles in stored.capability_roles.items():
-        grants[cap] = sorted({*grants.get(cap, []), *roles})
+    grants = await _grants(settings, guild_settings, guild_id, channel_id)
     is_admin = bool(member.permissions & hikari.Permissions.ADMINISTRATOR)
     return Caller(
         user_id=user_id,

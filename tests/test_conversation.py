@@ -172,3 +172,31 @@ async def test_token_budget_applies_end_to_end(bot_settings: Settings, openai_fa
     assert users[-1] == "next 3"
     assert "start" not in users  # the oldest turns were dropped to fit
     assert sum(estimate_tokens(m["content"]) + 4 for m in last.prompt_messages) <= 150
+
+
+@pytest.mark.asyncio
+async def test_replies_to_the_bot_follow_the_servers_grants(hz: Hypotez) -> None:
+    from tests.fakes.interactions import GUILD_ID, iso_timestamp
+
+    hz.openai.reply_with("first")
+    result = await hz.send(slash("chat", {"message": "hi"}))
+    reply_message = result.original_message
+    assert reply_message is not None
+    await hz.services.guild_settings.update(GUILD_ID, capability_roles={"chat": [999]})  # stored in the database
+
+    def reply_from(roles: list[int]) -> Any:
+        payload = message_payload(
+            "more", author_bot=False, message_id=next_snowflake(), referenced_message=reply_message
+        )
+        payload["member"] = {
+            "roles": [str(r) for r in roles],
+            "joined_at": iso_timestamp(),
+            "deaf": False,
+            "mute": False,
+        }
+        return hz.app.bot.entity_factory.deserialize_message(payload)
+
+    assert await continue_conversation(reply_from([]), hz.services, hz.app.bot.rest) is None
+    answered = await continue_conversation(reply_from([999]), hz.services, hz.app.bot.rest)
+    assert answered is not None
+    assert answered.parent_id is not None

@@ -319,3 +319,38 @@ async def test_long_reply_is_corrected_per_part(hz: Hypotez) -> None:
     await hz.send(opened.modal.submit({"Corrected part": fixed}))
     [correction] = await _corrections(hz)
     assert correction.corrected_text == text[: last.start] + fixed
+
+
+@pytest.mark.asyncio
+async def test_undo_leaves_datasets_built_earlier_untouched(hz: Hypotez) -> None:
+    reply_message = await _chat(hz, "Boiling point of water?", "50 °C")
+    await hz.send(slash("correct", {"message_id": reply_message["id"], "correction": "100 °C at sea level"}))
+    await hz.send(slash("dataset", {"name": "snapshot"}, subcommand="build", user=ADMIN_MEMBER))
+    snapshot = await hz.services.datasets.resolve(GUILD_ID, "snapshot")
+    before = len(await hz.services.datasets.examples(snapshot.id))
+    assert before == 2
+    [correction] = await _corrections(hz)
+    await hz.services.corrections.delete(correction.id)
+    assert await hz.services.corrections.examples(correction.id) != []  # the snapshot's copies remain
+    assert len(await hz.services.datasets.examples(snapshot.id)) == before
+    live = await hz.services.datasets.resolve(GUILD_ID, "corrections")
+    assert await hz.services.datasets.examples(live.id) == []
+
+
+@pytest.mark.asyncio
+async def test_concurrent_corrections_of_one_reply_store_one(hz: Hypotez) -> None:
+    import asyncio
+
+    reply_message = await _chat(hz, "q?", "wrong")
+    found = await hz.services.replies.by_message(int(reply_message["id"]), guild_id=GUILD_ID)
+    assert found is not None
+    results = await asyncio.gather(
+        *(
+            hz.services.corrections.upsert(found[0], author_id=USER_ID, corrected_text=f"right {i}", source="test")
+            for i in range(4)
+        )
+    )
+    assert sum(1 for _, created in results if created) == 1
+    [correction] = await _corrections(hz)
+    assert correction.corrected_text.startswith("right ")
+    assert len(await hz.services.corrections.examples(correction.id)) == 2

@@ -143,3 +143,11 @@ async def test_migrations_match_the_models(db: Database) -> None:
     async with db.engine.connect() as conn:
         differences = await conn.run_sync(diff)
     assert differences == []
+
+
+def test_a_missing_database_driver_is_a_clear_error() -> None:
+    from hypotez.errors import StorageError
+
+    with pytest.raises(StorageError, match=r"driver .* is not installed \(aiomysql\)") as caught:
+        Database("mysql+aiomysql://bot:secret-pw@db/hypotez")
+    assert "secret-pw" not in str(caught.value)

@@ -314,3 +314,69 @@ async def test_train_straight_from_a_file(hz: Hypotez) -> None:
     )
     assert both.content is not None
     assert "one of the two" in both.content
+
+
+@pytest.mark.asyncio
+async def test_a_job_interrupted_while_starting_is_failed_and_does_not_block(hz: Hypotez) -> None:
+    import datetime as dt
+
+    from hypotez.ml.jobs import JobSpec, request_hash
+    from hypotez.storage.models import utcnow
+
+    await seed_corrections(hz.services, 10)
+    hz.openai.auto_advance = False
+    spec = JobSpec(
+        trainer="openai", base_model="gpt-4o-mini", method="supervised", hyperparameters={}, data_fingerprint="x",
+        guild_id=GUILD_ID, requested_by=USER_ID,
+    )  # fmt: skip
+    async with hz.services.db.session() as session, session.begin():
+        session.add(
+            TrainingJob(
+                guild_id=GUILD_ID,
+                requested_by=USER_ID,
+                idempotency_key="crashed",
+                request_hash=request_hash(spec),
+                trainer="openai",
+                base_model="gpt-4o-mini",
+                status="pending",
+                created_at=utcnow() - dt.timedelta(hours=1),
+            )
+        )
+    assert await hz.services.jobs.find_duplicate(spec) is None  # a stale start blocks nothing
+    assert await hz.services.jobs.fail_interrupted() == 1
+    job = await _job(hz.services)
+    assert job.status == "failed"
+    assert "stopped while this job was starting" in (job.error or "")
+
+
+@pytest.mark.asyncio
+async def test_an_unrelated_job_with_the_same_number_is_not_reused(hz: Hypotez) -> None:
+    await seed_corrections(hz.services, 10)
+    hz.openai.auto_advance = False
+    # Another installation sharing the API key once created its own job-1.
+    foreign = hz.openai.add_file(b'{"messages": []}\n' * 10, filename="x.jsonl", purpose="fine-tune")
+    _ = foreign
+    async with FakeClient(hz) as client:
+        created = await client.fine_tuning.jobs.create(
+            model="gpt-4o-mini", training_file=foreign["id"], metadata={"hypotez_job": "job-1", "hypotez_data": "other"}
+        )
+    await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
+    job = await _job(hz.services)
+    assert job.external_id is not None
+    assert job.external_id != created.id
+    assert len(hz.openai.jobs) == 2
+
+
+class FakeClient:
+    """The real SDK pointed at the stand-in, as another installation would use it."""
+
+    def __init__(self, hz: Hypotez) -> None:
+        import openai
+
+        self.client = openai.AsyncOpenAI(base_url=hz.openai.base_url, api_key="sk-other", max_retries=0)
+
+    async def __aenter__(self) -> Any:
+        return self.client
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.client.close()

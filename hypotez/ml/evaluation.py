@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import json
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 MAX_CASES = 1000
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +227,9 @@ async def evaluate(backend: ChatBackend, model: str, cases: Sequence[TestCase], 
                 result = await backend.complete(case.messages, model)
             except HypotezError as exc:
                 return Prediction(case, None, error=exc.user_message)
+            except Exception as exc:  # one failing case is recorded; the others still run
+                _LOGGER.exception("test case %s failed on %s", case.line, model)
+                return Prediction(case, None, error=f"unexpected error ({type(exc).__name__})")
         prediction = Prediction(case, result.content)
         _score(prediction)
         return prediction

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from hypotez.errors import HypotezError, InvalidInputError, NotFoundError
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["JobSpec", "JobTracker", "JobUpdate", "request_hash"]
 
 _LOGGER = logging.getLogger(__name__)
+
+#: How long a job may take to be accepted by its trainer (uploads included) before it counts as interrupted.
+STARTING_GRACE = dt.timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,8 @@ class JobTracker:
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         self._refresh_locks: dict[int, asyncio.Lock] = {}
+        # Identical requests arriving together in this process wait for each other (see submit).
+        self._submit_lock = asyncio.Lock()
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` after every refresh that changed something."""
@@ -89,16 +95,36 @@ class JobTracker:
     # -- starting ---------------------------------------------------------------------------------------------
 
     async def find_duplicate(self, spec: JobSpec) -> TrainingJob | None:
-        """An unfinished job for an identical request."""
+        """An unfinished job for an identical request (one stuck before its start does not count)."""
         async with self._db.session() as session:
             return await session.scalar(
                 select(TrainingJob)
                 .where(
                     TrainingJob.request_hash == request_hash(spec),
                     TrainingJob.status.not_in([s.value for s in JobState if s.finished]),
+                    or_(TrainingJob.external_id.is_not(None), TrainingJob.created_at > utcnow() - STARTING_GRACE),
                 )
                 .limit(1)
             )
+
+    async def fail_interrupted(self) -> int:
+        """Jobs whose start was interrupted (the process stopped between saving the job and the trainer
+        accepting it) are failed, so they neither block identical requests nor wait forever."""
+        async with self._db.session() as session, session.begin():
+            stuck = (
+                await session.scalars(
+                    select(TrainingJob).where(
+                        TrainingJob.status == JobState.PENDING.value,
+                        TrainingJob.external_id.is_(None),
+                        TrainingJob.created_at <= utcnow() - STARTING_GRACE,
+                    )
+                )
+            ).all()
+            for job in stuck:
+                job.status = JobState.FAILED.value
+                job.error = "The bot stopped while this job was starting; start it again."
+                job.finished_at = utcnow()
+        return len(stuck)
 
     async def submit(
         self,
@@ -113,9 +139,28 @@ class JobTracker:
         exists.  Returns the job and whether it was started by this call.
         """
         trainer = self.trainer(spec.trainer)
-        duplicate = await self.find_duplicate(spec)
-        if duplicate is not None:
-            return duplicate, False
+        async with self._submit_lock:
+            duplicate = await self.find_duplicate(spec)
+            if duplicate is not None:
+                return duplicate, False
+            created = await self._insert(spec, idempotency_key)
+        if isinstance(created, tuple):
+            return created
+        job = created
+        job_key = f"job-{job.id}"
+        try:
+            built = await request(job_key)
+            external_id = await trainer.start(built)
+        except Exception as exc:
+            reason = exc.user_message if isinstance(exc, HypotezError) else "the trainer could not start the job"
+            await self._update(job.id, status=JobState.FAILED.value, error=reason, finished_at=utcnow())
+            raise
+        await self._update(job.id, external_id=external_id, status=JobState.QUEUED.value)
+        refreshed = await self.get(job.id)
+        return refreshed, True
+
+    async def _insert(self, spec: JobSpec, idempotency_key: str) -> TrainingJob | tuple[TrainingJob, bool]:
+        """The new job's row, or ``(existing, False)`` when this key was already used."""
         job = TrainingJob(
             guild_id=spec.guild_id,
             requested_by=spec.requested_by,
@@ -141,17 +186,7 @@ class JobTracker:
             if existing is None:  # pragma: no cover - the constraint names this key
                 raise
             return existing, False
-        job_key = f"job-{job.id}"
-        try:
-            built = await request(job_key)
-            external_id = await trainer.start(built)
-        except Exception as exc:
-            reason = exc.user_message if isinstance(exc, HypotezError) else "the trainer could not start the job"
-            await self._update(job.id, status=JobState.FAILED.value, error=reason, finished_at=utcnow())
-            raise
-        await self._update(job.id, external_id=external_id, status=JobState.QUEUED.value)
-        refreshed = await self.get(job.id)
-        return refreshed, True
+        return job
 
     async def set_status_message(self, job_id: int, channel_id: int, message_id: int) -> None:
         await self._update(job_id, status_channel_id=channel_id, status_message_id=message_id)
@@ -216,12 +251,13 @@ class JobTracker:
             status = await trainer.status(job.external_id)
             records = await trainer.events(job.external_id)
             update = await self._store(job.id, status.state, status, records)
-        if update.state_changed or update.new_events:
-            for listener in self._listeners:
-                try:
-                    await listener(update)
-                except Exception:
-                    _LOGGER.exception("job listener failed for job %s", job_id)
+            # Still under the job's lock: a slower, older update can never overwrite a newer one.
+            if update.state_changed or update.new_events:
+                for listener in self._listeners:
+                    try:
+                        await listener(update)
+                    except Exception:
+                        _LOGGER.exception("job listener failed for job %s", job_id)
         return update
 
     async def _store(self, job_id: int, state: JobState, status: Any, records: Sequence[JobEventRecord]) -> JobUpdate:
@@ -298,8 +334,11 @@ class JobTracker:
         job = await self.get(job_id)
         if JobState(job.status).finished:
             raise InvalidInputError(f"Training job #{job_id} has already {job.status}.")
-        if job.external_id is not None:
-            await self.trainer(job.trainer).cancel(job.external_id)
+        if job.external_id is None:
+            # Not accepted by its trainer yet (or interrupted while starting): nothing runs anywhere.
+            await self._update(job_id, status=JobState.CANCELLED.value, finished_at=utcnow())
+            return await self.get(job_id)
+        await self.trainer(job.trainer).cancel(job.external_id)
         await self.refresh(job_id)
         return await self.get(job_id)
 
@@ -310,15 +349,19 @@ class JobTracker:
             except Exception:
                 _LOGGER.exception("could not refresh training job %s", job.id)
 
-    async def _run(self) -> None:
-        while True:
-            await self.poll_once()
-            await asyncio.sleep(self.poll_interval)
-
     def start(self) -> None:
         """Poll unfinished jobs in the background (those of earlier runs too: that is the resume)."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="hypotez-job-tracker")
+
+    async def _run(self) -> None:
+        try:
+            await self.fail_interrupted()
+        except Exception:
+            _LOGGER.exception("could not check for interrupted training jobs")
+        while True:
+            await self.poll_once()
+            await asyncio.sleep(self.poll_interval)
 
     async def stop(self) -> None:
         if self._task is not None:

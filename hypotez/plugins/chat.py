@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import hikari
 import lightbulb
 
-from hypotez.app import Hypotez, Services
+from hypotez.app import Hypotez, Services, describe_error
 from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError
 from hypotez.ml.assistant import Assistant
-from hypotez.permissions import Caller
+from hypotez.permissions import Caller, caller_from_message
 from hypotez.plugins._checks import require
 from hypotez.plugins._delivery import ChannelTarget, InteractionTarget, deliver
 from hypotez.plugins._ui import ReplyActions, reply_actions_row
@@ -33,8 +33,9 @@ async def model_autocomplete(
     """Models offered for a ``model`` option: the guild's trained ones, then the backend's."""
     typed = str(ctx.focused.value or "").lower()
     names = await assistant.model_choices(ctx.interaction.guild_id)
-    matches = [n for n in names if typed in n.lower()][:25]
-    await ctx.respond([hikari.impl.AutocompleteChoiceBuilder(name=n[:100], value=n) for n in matches])
+    # Discord takes at most 25 choices, each name and value at most 100 characters.
+    matches = [n for n in names if typed in n.lower() and len(n) <= 100][:25]
+    await ctx.respond([hikari.impl.AutocompleteChoiceBuilder(name=n, value=n) for n in matches])
 
 
 async def _thread_parent(ctx: lightbulb.Context, replies: ReplyRepository) -> BotReply | None:
@@ -203,25 +204,21 @@ async def continue_conversation(
     if found is None:
         return None
     parent, _ = found
-    member = message.member
-    caller = Caller(
-        user_id=int(message.author.id),
-        guild_id=int(message.guild_id) if message.guild_id is not None else None,
-        channel_id=int(message.channel_id),
-        role_ids=frozenset(int(r) for r in member.role_ids) if member is not None else frozenset(),
-        grants={c.value: r for c, r in services.settings.guild_roles(int(message.guild_id)).items()}
-        if message.guild_id is not None
-        else {},
-    )
+    caller = await caller_from_message(message, services.settings, services.guild_settings)
     if not caller.can(Capability.CHAT):
         return None
-    prepared = await services.assistant.prepare(
-        text, guild_id=caller.guild_id, channel_id=caller.channel_id, author_id=caller.user_id, parent=parent
-    )
+    target = ChannelTarget(rest, int(message.channel_id), int(message.id))
+    try:
+        prepared = await services.assistant.prepare(
+            text, guild_id=caller.guild_id, channel_id=caller.channel_id, author_id=caller.user_id, parent=parent
+        )
+    except Exception as exc:  # the member gets an answer either way; unexpected errors are logged
+        await target.fail(describe_error(exc, where="reply to the bot"))
+        return None
     return await deliver(
         services.assistant,
         prepared,
-        ChannelTarget(rest, int(message.channel_id), int(message.id)),
+        target,
         [reply_actions_row()],
         stream_interval=services.settings.chat_stream_interval,
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 import hikari
 import lightbulb
 
-from hypotez.app import Hypotez
+from hypotez.app import Hypotez, Services
 from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml.assistant import Assistant
@@ -42,8 +42,15 @@ _LOGGER = logging.getLogger(__name__)
 TEST_FILE_LIMIT = 5 * 1024 * 1024
 
 
-async def job_autocomplete(ctx: lightbulb.AutocompleteContext[str], jobs: JobTracker = lightbulb.di.INJECTED) -> None:
-    """Recent jobs of this server, newest first: ``#12 succeeded · local · ft-name``."""
+async def job_autocomplete(
+    ctx: lightbulb.AutocompleteContext[str],
+    jobs: JobTracker = lightbulb.di.INJECTED,
+    services: Services = lightbulb.di.INJECTED,
+) -> None:
+    """Recent jobs of this server, newest first: ``#12 succeeded · local · ft-name`` (for trainers only)."""
+    if not (await services.caller(ctx.interaction)).can(Capability.TRAIN):
+        await ctx.respond([])
+        return
     typed = str(ctx.focused.value or "").lstrip("#").strip()
     choices: list[hikari.impl.AutocompleteChoiceBuilder] = []
     for job in await jobs.list(ctx.interaction.guild_id, limit=50):
@@ -69,9 +76,14 @@ async def _own_job(jobs: JobTracker, caller: Caller, value: str) -> int:
 
 
 async def dataset_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str], datasets: DatasetRepository = lightbulb.di.INJECTED
+    ctx: lightbulb.AutocompleteContext[str],
+    datasets: DatasetRepository = lightbulb.di.INJECTED,
+    services: Services = lightbulb.di.INJECTED,
 ) -> None:
-    """Dataset names of this server."""
+    """Dataset names of this server (for trainers only)."""
+    if not (await services.caller(ctx.interaction)).can(Capability.TRAIN):
+        await ctx.respond([])
+        return
     typed = str(ctx.focused.value or "").lower()
     names = [d.name for d in await datasets.latest(int(ctx.interaction.guild_id or 0))]
     await ctx.respond([n for n in names if typed in n.lower()][:25])
@@ -193,8 +205,12 @@ class Train(
             where = f" (status message: {_message_link(job)})" if job.status_message_id else ""
             await ctx.respond(f"An identical training job #{job.id} is already {job.status}{where}.", ephemeral=True)
             return
-        status_message = await messages.post(job, caller.channel_id)
-        await jobs.set_status_message(job.id, caller.channel_id, int(status_message.id))
+        try:
+            status_message = await messages.post(job, caller.channel_id)
+        except hikari.ForbiddenError:
+            status_message = None  # the bot may answer commands here but not post: /jobs status still works
+        else:
+            await jobs.set_status_message(job.id, caller.channel_id, int(status_message.id))
         await audit.record(
             "job.start",
             guild_id=caller.guild_id,
@@ -210,7 +226,11 @@ class Train(
         await ctx.respond(
             f"Training job #{job.id} started on `{base_model}` with {len(train)} examples"
             + (f" ({len(valid)} held out for validation)" if valid else "")
-            + ". Its status message below updates as it runs.",
+            + (
+                ". Its status message below updates as it runs."
+                if status_message is not None
+                else ". I cannot post in this channel, so follow it with `/jobs status`."
+            ),
             ephemeral=True,
         )
 
@@ -474,8 +494,8 @@ class TestRun(
     async def invoke(
         self, ctx: lightbulb.Context, caller: Caller, assistant: Assistant, settings: Settings, audit: AuditLog
     ) -> None:
-        cases = await _test_cases(self.data, self.file)
         await ctx.defer(ephemeral=True)
+        cases = await _test_cases(self.data, self.file)
         model = self.model or await assistant.active_model(caller.guild_id, caller.channel_id)
         await assistant.require_model(caller.guild_id, model)
         report = await evaluate(await assistant.backend_for(caller.guild_id, model), model, cases)
@@ -518,8 +538,8 @@ class TestCompare(
     async def invoke(
         self, ctx: lightbulb.Context, caller: Caller, assistant: Assistant, settings: Settings, audit: AuditLog
     ) -> None:
-        cases = await _test_cases(self.data, self.file)
         await ctx.defer(ephemeral=True)
+        cases = await _test_cases(self.data, self.file)
         for model in (self.model_a, self.model_b):
             await assistant.require_model(caller.guild_id, model)
         comparison = await compare(

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from hypotez.errors import StorageError
@@ -74,7 +74,15 @@ class Database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         else:
             kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        try:
+            self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        except ImportError as exc:
+            extra = " Install it with `pip install 'hypotez[postgres]'`." if self.dialect == "postgresql" else ""
+            raise StorageError(
+                f"The database driver for {self.url_display} is not installed ({exc.name}).{extra}"
+            ) from None
+        except ArgumentError as exc:
+            raise StorageError(f"The database URL {self.url_display} is not usable: {exc}.") from None
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -236,6 +236,16 @@ class CorrectionRepository:
         self, reply: BotReply, *, author_id: int, corrected_text: str, source: str
     ) -> tuple[Correction, bool]:
         """Store (or replace) ``author_id``'s correction of ``reply``; returns it and whether it is new."""
+        try:
+            return await self._upsert(reply, author_id=author_id, corrected_text=corrected_text, source=source)
+        except IntegrityError:
+            # A concurrent submission (a double click, or the server's first corrections at once) won the
+            # insert; the second attempt finds its rows and replaces them.
+            return await self._upsert(reply, author_id=author_id, corrected_text=corrected_text, source=source)
+
+    async def _upsert(
+        self, reply: BotReply, *, author_id: int, corrected_text: str, source: str
+    ) -> tuple[Correction, bool]:
         async with self._db.session() as session, session.begin():
             correction = await session.scalar(
                 select(Correction).where(Correction.reply_id == reply.id, Correction.author_id == author_id)
@@ -294,12 +304,22 @@ class CorrectionRepository:
             return list(rows.all())
 
     async def delete(self, correction_id: int) -> None:
-        """Remove a correction and its examples."""
+        """Remove a correction and its examples from the live ``corrections`` dataset (datasets built from it
+        earlier are snapshots: what a model was trained on stays as it was)."""
         async with self._db.session() as session, session.begin():
-            await session.execute(
-                delete(DatasetExample).where(DatasetExample.source_ref == f"correction:{correction_id}")
+            correction = await session.get(Correction, correction_id)
+            if correction is None:
+                return
+            live = select(Dataset.id).where(
+                Dataset.guild_id == (correction.guild_id or 0), Dataset.name == self.DATASET
             )
-            await session.execute(delete(Correction).where(Correction.id == correction_id))
+            await session.execute(
+                delete(DatasetExample).where(
+                    DatasetExample.source_ref == f"correction:{correction_id}",
+                    DatasetExample.dataset_id.in_(live),
+                )
+            )
+            await session.delete(correction)
 
     async def examples(self, correction_id: int) -> list[DatasetExample]:
         async with self._db.session() as session:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any, cast
 
@@ -80,11 +81,16 @@ class OpenAITrainer:
             return InvalidInputError(f"The fine-tuning service refused the job: {detail or 'bad request'}")
         return backend_error_from_openai(exc, backend=self.name)
 
-    async def _existing(self, job_key: str) -> str | None:
-        """A job already created for ``job_key`` (a retry after a crash between create and saving its id)."""
+    async def _existing(self, marks: dict[str, str]) -> str | None:
+        """A job already created for this request (a retry after a crash between create and saving its id).
+
+        Matched on the job key *and* a hash of the training data, so another installation sharing the API key,
+        or this one after its database was recreated (job numbers start again), is never mistaken for it.
+        """
         page = await self.client.fine_tuning.jobs.list(limit=100)
         for job in page.data:
-            if (job.metadata or {}).get("hypotez_job") == job_key:
+            metadata = job.metadata or {}
+            if all(metadata.get(k) == v for k, v in marks.items()):
                 return job.id
         return None
 
@@ -97,8 +103,10 @@ class OpenAITrainer:
         self._check_deadline()
         if not request.train_examples:
             raise InvalidInputError("The dataset has no examples to train on.")
+        train_jsonl = await asyncio.to_thread(_jsonl, request.train_examples)
+        marks = {"hypotez_job": request.job_key, "hypotez_data": hashlib.sha256(train_jsonl).hexdigest()[:32]}
         try:
-            existing = await self._existing(request.job_key)
+            existing = await self._existing(marks)
             if existing is not None:
                 return existing
             training_file = await self._upload(f"{request.job_key}-train.jsonl", request.train_examples)
@@ -127,7 +135,7 @@ class OpenAITrainer:
                 validation_file=validation_file,
                 suffix=request.suffix,
                 method=method,
-                metadata={"hypotez_job": request.job_key},
+                metadata=marks,
                 seed=int(hp["seed"]) if "seed" in hp else None,
             )
         except openai.OpenAIError as exc:
