@@ -354,3 +354,15 @@ async def test_concurrent_corrections_of_one_reply_store_one(hz: Hypotez) -> Non
     [correction] = await _corrections(hz)
     assert correction.corrected_text.startswith("right ")
     assert len(await hz.services.corrections.examples(correction.id)) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_double_click_on_a_thumb_stores_one(hz: Hypotez) -> None:
+    import asyncio
+
+    reply_message = await _chat(hz, "q?", "a")
+    await asyncio.gather(*(hz.send(button("hz.down", reply_message)) for _ in range(3)))
+    await hz.send(button("hz.up", reply_message))
+    async with hz.services.db.session() as session:
+        mine = (await session.scalars(select(Feedback).where(Feedback.author_id == USER_ID))).all()
+    assert [(f.kind, f.rating) for f in mine] == [("thumbs", 1)]

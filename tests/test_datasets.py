@@ -4,10 +4,14 @@ training code calls (``load_examples``, ``split_examples``)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
+import gc
 import io
 import json
 import threading
+import time
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +23,8 @@ from sqlalchemy import select
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml import datasets as datasets_module
 from hypotez.ml.datasets import load_examples, parse_file, split_examples
-from hypotez.storage.models import AuditEntry, Dataset, DatasetExample
+from hypotez.storage import repositories as repositories_module
+from hypotez.storage.models import AuditEntry, Correction, Dataset, DatasetExample, Feedback
 from tests.conftest import running_hypotez
 from tests.fakes.interactions import (
     ADMIN_MEMBER,
@@ -57,6 +62,17 @@ def said(result: InteractionResult) -> str:
     texts = [result.content or ""]
     texts += [str((c.json or {}).get("content") or "") for c in result.followups]
     return "\n".join(t for t in texts if t)
+
+
+#: The initial response of a command that defers: "thinking...", the answer follows.
+DEFERRED = 5
+
+
+def sent_embeds(result: InteractionResult) -> list[dict[str, Any]]:
+    embeds = list(result.embeds)
+    for call in result.followups:
+        embeds += list((call.json or {}).get("embeds") or [])
+    return embeds
 
 
 def sent_files(result: InteractionResult) -> list[RecordedFile]:
@@ -129,9 +145,29 @@ async def all_datasets(hz: Hypotez) -> list[Dataset]:
         return list((await session.scalars(select(Dataset).order_by(Dataset.id))).all())
 
 
+def area_of(hz: Hypotez, guild_id: int = GUILD_ID) -> Path:
+    """A server's area of the data directory."""
+    return hz.settings.data_dir / "guilds" / str(guild_id)
+
+
 async def audit_actions(hz: Hypotez) -> list[str]:
     async with hz.services.db.session() as session:
         return list((await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id))).all())
+
+
+async def assert_show_counts_what_training_uses(hz: Hypotez, name: str) -> None:
+    """``/dataset show``'s figures, counted by the database, agree with the records training reads."""
+    info = await hz.services.catalog.describe(GUILD_ID, name)
+    supervised = await load_examples(hz.services.db, name, "supervised", guild_id=GUILD_ID)
+    pairs = await load_examples(hz.services.db, name, "preference", guild_id=GUILD_ID)
+    assert (info.supervised, info.preference) == (len(supervised), len(pairs))
+    assert info.sample_chat == (supervised[0] if supervised else None)
+    assert info.sample_pair == (pairs[0] if pairs else None)
+    exact = datasets_module.training_costs(sum(datasets_module.record_tokens(r) for r in supervised))
+    tokens = sum(datasets_module.record_tokens(r) for r in supervised)
+    # An estimate: the per-message overhead is left out, and a pair's unused answer taken out by its length.
+    assert 0.5 * tokens <= info.supervised_tokens <= tokens, (info.supervised_tokens, tokens)
+    assert set(info.costs) == set(exact)
 
 
 async def chat(hz: Hypotez, question: str, answer: str) -> dict[str, Any]:
@@ -227,7 +263,7 @@ async def test_each_format_is_imported(hz: Hypotez, shape: str) -> None:
     assert rows[0].source_ref == f"upload:{filename}:{1 if shape != 'csv' and shape != 'txt' else 2}"
     assert await audit_actions(hz) == ["dataset.upload"]
     # The temporary download is gone.
-    assert not any((hz.settings.data_dir / "tmp").iterdir())
+    assert not any((area_of(hz) / "tmp").iterdir())
 
 
 @pytest.mark.asyncio
@@ -318,6 +354,119 @@ def test_every_problem_in_every_format_has_its_line_number(tmp_path: Path) -> No
     assert problems("latin1.txt", "ok\tfine\ncaf\xe9\tbad".encode("latin-1")) == ["line 2: not UTF-8 text"]
 
 
+#: Lines whose fields have the wrong JSON types, and the problem each is reported as (never a crash).
+WRONG_TYPES: list[tuple[str, str]] = [
+    ('{"messages": [{"role": ["user"], "content": "x"}, {"role": "assistant", "content": "y"}]}',
+     "messages: message 1's role must be text (system, user or assistant), not a list"),
+    ('{"messages": [{"role": {"r": "user"}, "content": "x"}, {"role": "assistant", "content": "y"}]}',
+     "messages: message 1's role must be text (system, user or assistant), not an object"),
+    ('{"messages": [{"role": 1, "content": "x"}, {"role": "assistant", "content": "y"}]}',
+     "messages: message 1's role must be text (system, user or assistant), not a number"),
+    ('{"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "y"}]}',
+     "message 1 (user): content must be text, not a number"),
+    ('{"messages": [{"role": "user", "content": {"text": "x"}}, {"role": "assistant", "content": "y"}]}',
+     "message 1 (user): content must be text, not an object"),
+    ('{"messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}, '
+     '{"role": "assistant", "content": "y"}]}',
+     "message 1 (user): a text part's `text` must be text, not a number"),
+    ('{"messages": [{"role": "user", "content": [["text"]]}, {"role": "assistant", "content": "y"}]}',
+     "message 1 (user) has content other than text; only text can be trained here"),
+    ('{"messages": {"role": "user", "content": "x"}}', "`messages` must be a non-empty list of messages"),
+    ('{"messages": "hello"}', "`messages` must be a non-empty list of messages"),
+    ('{"messages": ["user: x", "assistant: y"]}', "messages: message 1 is not an object"),
+    ('{"messages": [null]}', "messages: message 1 is not an object"),
+    ('{"prompt": 42, "completion": "x"}', "the prompt must be text, not a number"),
+    ('{"prompt": "x", "completion": ["y"]}', "the completion must be text, not a list"),
+    ('{"prompt": "x", "completion": true}', "the completion must be text, not true/false"),
+    ('{"prompt": "x", "completion": "y", "system": 3}', "the system message must be text, not a number"),
+    ('{"prompt": "x", "completion": "y", "context": {"role": "user"}}', "`context` must be a non-empty list"),
+    ('{"prompt": "x", "completion": "y", "context": [{"role": ["user"], "content": "z"}]}',
+     "context: message 1's role must be text"),
+    ('{"prompt": "x", "completion": "y", "label": 1}', "`label` must be `positive` or `negative`"),
+    ('{"prompt": "x", "completion": "y", "label": ["positive"]}', "`label` must be `positive` or `negative`"),
+    ('{"prompt": "\\ud800", "completion": "y"}', "the prompt holds an invalid character"),
+    ('{"input": [], "preferred_output": [], "non_preferred_output": []}', "`input` must be an object with `messages`"),
+    ('{"input": {"messages": [{"role": ["user"], "content": "q"}]}, '
+     '"preferred_output": [{"role": "assistant", "content": "a"}], '
+     '"non_preferred_output": [{"role": "assistant", "content": "b"}]}',
+     "input messages: message 1's role must be text"),
+    ('{"input": {"messages": [{"role": "user", "content": "q"}]}, '
+     '"preferred_output": [{"role": ["assistant"], "content": "a"}], '
+     '"non_preferred_output": [{"role": "assistant", "content": "b"}]}',
+     "`preferred_output` must hold an assistant message"),
+    ('{"input": {"messages": [{"role": "user", "content": "q"}]}, '
+     '"preferred_output": {"role": "assistant", "content": "a"}, '
+     '"non_preferred_output": [{"role": "assistant", "content": "b"}]}',
+     "`preferred_output` must be a list holding one assistant message"),
+    ('{"input": {"messages": [{"role": "user", "content": "q"}]}, '
+     '"preferred_output": [{"role": "assistant", "content": 1.5}], '
+     '"non_preferred_output": [{"role": "assistant", "content": "b"}]}',
+     "`preferred_output`: content must be text, not a number"),
+    ("[" * 100_000 + "]" * 100_000, "the JSON is nested too deeply"),
+    ('{"messages": ' + "[" * 100_000 + "]" * 100_000 + "}", "the JSON is nested too deeply"),
+]  # fmt: skip
+
+
+def test_wrong_json_types_are_line_numbered_problems(tmp_path: Path) -> None:
+    path = tmp_path / "types.jsonl"
+    good = json.dumps({"prompt": "ok", "completion": "fine"})
+    path.write_text("\n".join([good, *(line for line, _ in WRONG_TYPES), good]) + "\n")
+    parsed = parse_file(path, label="positive", origin="upload", source="types.jsonl", max_tokens=1000)
+    assert len(parsed.examples) == 1  # the second good line is a duplicate of the first
+    assert parsed.duplicates == 1
+    problems = [str(p) for p in parsed.problems]
+    assert len(problems) == len(WRONG_TYPES)
+    for number, (problem, (_, message)) in enumerate(zip(problems, WRONG_TYPES, strict=True), start=2):
+        assert problem.startswith(f"types.jsonl line {number}: "), problem
+        assert message in problem, (number, problem)
+    # CSV: a context column of the wrong shape, or nested too deeply.
+    table = tmp_path / "types.csv"
+    table.write_text(
+        "prompt,completion,context\n"
+        'q,a,"{""role"": ""user""}"\n'
+        'q,a,"[{""role"": [""user""], ""content"": ""x""}]"\n'
+        f"q,a,{'[' * 100_000}\n"
+        'q,a,"[{""role"": ""user"", ""content"": ""x""}]"\n'
+    )
+    parsed = parse_file(table, label="positive", origin="upload", source="", max_tokens=1000)
+    assert [str(p) for p in parsed.problems] == [
+        "line 2: `context` must be a non-empty list of messages",
+        "line 3: context: message 1's role must be text (system, user or assistant), not a list",
+        "line 4: the context column's JSON is nested too deeply",
+    ]
+    assert len(parsed.examples) == 1
+
+
+def test_an_unforeseen_shape_is_still_a_problem_of_its_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = datasets_module.example_from_record
+
+    def fragile(record: dict[str, Any], **kwargs: Any) -> Any:
+        if record.get("prompt") == "boom":
+            raise TypeError("unhashable type: 'list'")
+        return real(record, **kwargs)
+
+    monkeypatch.setattr(datasets_module, "example_from_record", fragile)
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"prompt": "ok", "completion": "fine"}\n{"prompt": "boom", "completion": "x"}\n')
+    parsed = parse_file(path, label="positive", origin="upload", source="a.jsonl", max_tokens=100)
+    assert len(parsed.examples) == 1
+    assert [str(p) for p in parsed.problems] == [
+        "a.jsonl line 2: this line cannot be read as an example (check the types of its fields)"
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_list_as_a_role_is_reported_by_line_not_as_an_error(hz: Hypotez) -> None:
+    content = b'{"prompt": "fine", "completion": "ok"}\n{"messages":[{"role":["user"],"content":"x"}]}\n'
+    refused = await upload(hz, "roles.jsonl", content)
+    assert "Nothing was imported: `roles.jsonl` has 1 problem." in said(refused)
+    assert "line 2: messages: message 1's role must be text (system, user or assistant), not a list" in said(refused)
+    assert "Something went wrong" not in said(refused)
+    kept = await upload(hz, "roles.jsonl", content, skip_bad=True)
+    assert "Imported 1 example into `basics`" in said(kept)
+    assert "Skipped 1 bad line" in said(kept)
+
+
 @pytest.mark.asyncio
 async def test_oversize_upload_is_refused_before_downloading(
     strict_hz: Hypotez, monkeypatch: pytest.MonkeyPatch
@@ -364,6 +513,123 @@ async def test_upload_is_streamed_to_disk_and_parsed_off_the_event_loop(
     assert threading.main_thread().name not in threads
 
 
+@pytest.mark.asyncio
+async def test_dataset_work_runs_off_the_event_loop(hz: Hypotez, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading rows, building records and examples, hashing and writing run in worker threads; commands that
+    may work long defer first."""
+    calls: list[tuple[str, str]] = []
+
+    def spy(module: Any, name: str) -> None:
+        real = getattr(module, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            first = args[-1] if name == "_orm_examples" else args[0]
+            if name == "build_examples" or len(first) > 1:  # a one-row sample for /dataset show is not work
+                calls.append((name, threading.current_thread().name))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    for name in ("supervised_records", "preference_records", "csv_rows", "build_examples", "_unique"):
+        spy(datasets_module, name)
+    for name in ("_insert_rows", "_orm_examples"):
+        spy(repositories_module, name)
+
+    records = [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(50)]
+    await upload(hz, "a.jsonl", jsonl([*records, PREFERENCE_LINE]))
+    await upload(hz, "b.txt", b"q1\tWrong.\nq2\tAlso wrong.\n", positive=False)
+    corrected = await chat(hz, "Capital of Australia?", "Sydney.")
+    await hz.send(slash("correct", {"message_id": corrected["id"], "correction": "Canberra."}))
+    await hz.send(slash("dataset", {"name": "built"}, subcommand="build", user=ADMIN_MEMBER))
+    shown = await hz.send(slash("dataset", {"name": "basics"}, subcommand="show", user=ADMIN_MEMBER))
+    assert shown.response_type == DEFERRED
+    for fmt in ("openai-chat", "preference", "csv"):
+        exported = await hz.send(
+            slash("dataset", {"name": "basics", "format": fmt}, subcommand="export", user=ADMIN_MEMBER)
+        )
+        assert exported.response_type == DEFERRED
+        assert sent_files(exported)
+    assert len(await load_examples(hz.services.db, "basics", "supervised", guild_id=GUILD_ID)) == 51
+    await hz.services.datasets.examples((await hz.services.datasets.resolve(GUILD_ID, "basics")).id)
+    archived = await hz.send(slash("dataset", {"name": "basics"}, subcommand="archive", user=ADMIN_MEMBER))
+    assert archived.response_type == DEFERRED
+    assert {name for name, _ in calls} == {
+        "supervised_records",
+        "preference_records",
+        "csv_rows",
+        "build_examples",
+        "_unique",
+        "_insert_rows",
+        "_orm_examples",
+    }
+    assert [c for c in calls if c[1] == threading.main_thread().name] == []
+
+
+@contextlib.asynccontextmanager
+async def longest_stall() -> AsyncIterator[list[float]]:
+    """The longest time the event loop went without running a 2 ms ticker, in seconds (one-item list).
+
+    CPython's cyclic garbage collector pauses every thread while it runs, for as long as the heap is large; it is
+    switched off meanwhile, so what is measured is the work this code leaves on the loop."""
+    worst = [0.0]
+    stop = asyncio.Event()
+
+    async def tick() -> None:
+        while not stop.is_set():
+            started = time.perf_counter()
+            await asyncio.sleep(0.002)
+            worst[0] = max(worst[0], time.perf_counter() - started - 0.002)
+
+    enabled = gc.isenabled()
+    gc.disable()
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.01)
+    try:
+        yield worst
+    finally:
+        stop.set()
+        await ticker
+        if enabled:
+            gc.enable()
+
+
+@pytest.mark.asyncio
+async def test_a_large_dataset_does_not_stall_the_event_loop(hz: Hypotez) -> None:
+    count = 15_000
+    lines = [
+        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"question {i}"},
+                      {"role": "assistant", "content": f"answer {i} " * 8}]}
+        for i in range(count)
+    ]  # fmt: skip
+    path = _write(area_of(hz) / "seed.jsonl", jsonl(lines))
+    parsed = parse_file(path, label="positive", origin="upload", source="seed.jsonl", max_tokens=1000)
+    catalog = hz.services.catalog
+    stalls: dict[str, float] = {}
+
+    async with longest_stall() as worst:
+        _, added, _ = await hz.services.datasets.add_version(GUILD_ID, "large", parsed.examples, created_by=None)
+    stalls["add_version"] = worst[0]
+    assert added == count
+    async with longest_stall() as worst:
+        info = await catalog.describe(GUILD_ID, "large")
+    stalls["describe"] = worst[0]
+    assert (info.counts.total, info.supervised, info.preference) == (count, count, 0)
+    async with longest_stall() as worst:
+        exported = await catalog.export(guild_id=GUILD_ID, actor_id=ADMIN_USER_ID, ref="large", fmt="openai-chat")
+    stalls["export"] = worst[0]
+    assert exported.train == count
+    async with longest_stall() as worst:
+        records = await load_examples(hz.services.db, "large", "supervised", guild_id=GUILD_ID)
+    stalls["load_examples"] = worst[0]
+    assert records[0] == lines[0]
+    assert len(records) == count
+    async with longest_stall() as worst:
+        await catalog.archive(guild_id=GUILD_ID, actor_id=ADMIN_USER_ID, name="large")
+    stalls["archive"] = worst[0]
+    # Before, storing the examples alone held the loop for seconds; now each step leaves it a little at a time.
+    assert max(stalls.values()) < 0.15, stalls
+
+
 # ------------------------------------------------------------------------------------------------- versions
 
 
@@ -395,7 +661,7 @@ async def test_uploading_again_makes_a_new_version_that_keeps_the_old_examples(h
 
 @pytest.mark.asyncio
 async def test_select_a_directory_offered_by_autocomplete_and_archive_it(hz: Hypotez) -> None:
-    area = hz.settings.data_dir / "datasets"
+    area = area_of(hz) / "datasets"
     (area / "cats" / "more").mkdir(parents=True)
     (area / "dogs").mkdir()
     (area / "cats" / "a.jsonl").write_text(json.dumps({"prompt": "Cats?", "completion": "Purr."}) + "\n")
@@ -426,7 +692,7 @@ async def test_select_a_directory_offered_by_autocomplete_and_archive_it(hz: Hyp
         ("directory", "negative", "directory:more/b.txt:1"),
     ]
     assert not (area / "cats").exists()
-    [archive] = list((hz.settings.data_dir / "archive").glob("*.zip"))
+    [archive] = list((area_of(hz) / "archive").glob("*.zip"))
     with zipfile.ZipFile(archive) as zf:
         manifest = json.loads(zf.read("manifest.json"))
         assert sorted(f["path"] for f in manifest["files"]) == ["a.jsonl", "more/b.txt", "readme.md"]
@@ -441,6 +707,26 @@ async def test_select_a_directory_offered_by_autocomplete_and_archive_it(hz: Hyp
     ]:
         refused = await hz.send(slash("dataset", {"path": path}, subcommand="select", user=ADMIN_MEMBER))
         assert message in said(refused), path
+
+
+@pytest.mark.asyncio
+async def test_select_archives_the_directory_by_default_and_can_keep_it(hz: Hypotez) -> None:
+    area = area_of(hz) / "datasets"
+    for name in ("birds", "fish"):
+        (area / name).mkdir(parents=True)
+        (area / name / "a.txt").write_text(f"{name.capitalize()}?\tYes.\n")
+    used = await hz.send(slash("dataset", {"path": "birds"}, subcommand="select", user=ADMIN_MEMBER))
+    assert "Imported 1 example into `birds`" in said(used)
+    assert "The directory was archived as `archive/datasets_birds-" in said(used)
+    assert not (area / "birds").exists()
+    [archive] = list((area_of(hz) / "archive").glob("*.zip"))
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.read("a.txt") == b"Birds?\tYes.\n"
+    kept = await hz.send(slash("dataset", {"path": "fish", "archive": False}, subcommand="select", user=ADMIN_MEMBER))
+    assert "Imported 1 example into `fish`" in said(kept)
+    assert "archived" not in said(kept)
+    assert (area / "fish" / "a.txt").read_text() == "Fish?\tYes.\n"
+    assert len(list((area_of(hz) / "archive").glob("*.zip"))) == 1
 
 
 # ------------------------------------------------------------------------------------------------- build
@@ -461,6 +747,9 @@ async def test_build_from_corrections_and_feedback_exports_openai_formats(hz: Hy
     built = await hz.send(slash("dataset", {"name": "gold"}, subcommand="build", user=ADMIN_MEMBER))
     assert "Built `gold` version 1: 5 examples from 1 correction and 3 rated replies." in said(built)
     rows = await dataset_rows(hz, "gold")
+    await assert_show_counts_what_training_uses(hz, "gold")
+    # The corrections dataset: a correction's chat example and pair give one supervised line, counted once.
+    await assert_show_counts_what_training_uses(hz, "corrections")
     assert sorted((r.kind, r.label, r.origin) for r in rows) == [
         ("chat", "negative", "feedback"),
         ("chat", "negative", "feedback"),
@@ -551,6 +840,34 @@ async def test_build_filters_by_channel_model_rating_and_period(hz: Hypotez) -> 
     assert "Built `chan` version 1: 1 example from 0 corrections and 1 rated reply." in said(via_command)
 
 
+@pytest.mark.asyncio
+async def test_build_never_takes_another_servers_conversations(hz: Hypotez) -> None:
+    """Feedback (or a correction) recorded in server B on a reply the bot gave in server A does not bring A's
+    conversation into B's datasets, nor into A's."""
+    secret = await chat(hz, "Our launch date?", "March 3rd, internal only.")
+    found = await hz.services.replies.by_message(int(secret["id"]), guild_id=GUILD_ID)
+    assert found is not None
+    reply = found[0]
+    assert reply.guild_id == GUILD_ID
+    other = 1_100_000_000_000_000_777
+    async with hz.services.db.session() as session, session.begin():
+        session.add(Feedback(reply_id=reply.id, guild_id=other, channel_id=reply.channel_id, author_id=5,
+                             kind="rating", rating=5, model=reply.model))  # fmt: skip
+        session.add(Correction(reply_id=reply.id, guild_id=other, channel_id=reply.channel_id, author_id=5,
+                               context=list(reply.prompt_messages), original_text=reply.content,
+                               corrected_text="March 3rd.", source="modal"))  # fmt: skip
+    assert await hz.services.datasets.rated_replies(other, since=None, channel_id=None, model=None) == []
+    assert await hz.services.datasets.corrections_for_build(other, since=None, channel_id=None, model=None) == []
+    with pytest.raises(InvalidInputError, match="No corrections or rated replies match"):
+        await hz.services.catalog.build(guild_id=other, actor_id=5, name="stolen")
+    # In A, that feedback is B's and does not count either.
+    assert await hz.services.datasets.rated_replies(GUILD_ID, since=None, channel_id=None, model=None) == []
+    # A's own feedback on its own reply still does.
+    await hz.send(button("hz.up", secret))
+    [(rated, ratings)] = await hz.services.datasets.rated_replies(GUILD_ID, since=None, channel_id=None, model=None)
+    assert (rated.id, ratings) == (reply.id, [("thumbs", 1)])
+
+
 # ------------------------------------------------------------------------------------------------- list, show
 
 
@@ -565,7 +882,9 @@ async def test_list_and_show(hz: Hypotez) -> None:
     assert "• `basics` v2: 4 examples (1 negative · 3 positive)" in said(listed)
 
     shown = await hz.send(slash("dataset", {"name": "basics"}, subcommand="show", user=ADMIN_MEMBER))
-    [embed] = shown.embeds
+    assert shown.response_type == DEFERRED  # deferred before any work
+    assert shown.ephemeral
+    [embed] = sent_embeds(shown)
     assert embed["title"] == "basics · version 2"
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert fields["By label"] == "negative: 1\npositive: 3"
@@ -579,6 +898,7 @@ async def test_list_and_show(hz: Hypotez) -> None:
     assert "Canberra." in fields["Sample (preference)"]
     tokens = sum(r.token_count for r in await dataset_rows(hz, "basics"))
     assert fields["Examples"] == f"4 (~{tokens:,} tokens)"
+    await assert_show_counts_what_training_uses(hz, "basics")
 
     names = await hz.send(autocomplete("dataset", {"name": "bas"}, "name", subcommand="show", user=ADMIN_MEMBER))
     assert [c["value"] for c in names.choices] == ["basics"]
@@ -630,7 +950,7 @@ async def test_export_split_and_zip_over_the_upload_limit(strict_hz: Hypotez) ->
         assert_openai_chat_line(line)
     assert sorted(line["messages"][0]["content"] for line in train + held) == sorted(f"q{i}" for i in range(40))
     # The files stay in the data directory.
-    assert (hz.settings.data_dir / "exports" / str(GUILD_ID) / "big-v1.openai-chat.train.jsonl").is_file()
+    assert (area_of(hz) / "exports" / "big-v1.openai-chat.train.jsonl").is_file()
 
 
 @pytest.mark.asyncio
@@ -643,7 +963,7 @@ async def test_export_too_large_even_zipped_is_kept_on_disk(strict_hz: Hypotez) 
     )  # fmt: skip
     result = await hz.send(slash("dataset", {"name": "huge"}, subcommand="export", user=ADMIN_MEMBER))
     assert "Too large to attach even zipped (limit 1,000 bytes)" in said(result)
-    assert f"`exports/{GUILD_ID}/huge-v1.openai-chat.jsonl`" in said(result)
+    assert "saved in this server's files as `exports/huge-v1.openai-chat.jsonl`" in said(result)
     assert sent_files(result) == []
 
 
@@ -691,7 +1011,7 @@ async def test_dataset_archive_writes_a_verified_zip_and_retires_the_dataset(hz:
     await upload(hz, "a.jsonl", jsonl([*CHAT_LINES, PREFERENCE_LINE]))
     await upload(hz, "b.jsonl", jsonl([{"prompt": "More", "completion": "Yes"}]))
     await hz.send(slash("dataset", {"name": "basics"}, subcommand="export", user=ADMIN_MEMBER))
-    exported = hz.settings.data_dir / "exports" / str(GUILD_ID) / "basics-v2.openai-chat.jsonl"
+    exported = area_of(hz) / "exports" / "basics-v2.openai-chat.jsonl"
     assert exported.is_file()
 
     result = await hz.send(
@@ -699,7 +1019,7 @@ async def test_dataset_archive_writes_a_verified_zip_and_retires_the_dataset(hz:
     )
     assert "Archived `basics` as `archive/dataset-basics-" in said(result)
     [attached] = sent_files(result)
-    [archive] = list((hz.settings.data_dir / "archive").glob("*.zip"))
+    [archive] = list((area_of(hz) / "archive").glob("*.zip"))
     assert attached.content == archive.read_bytes()
     with zipfile.ZipFile(archive) as zf:
         manifest = json.loads(zf.read("manifest.json"))
@@ -730,7 +1050,7 @@ async def test_dataset_archive_writes_a_verified_zip_and_retires_the_dataset(hz:
         await load_examples(hz.services.db, "basics", "supervised", guild_id=GUILD_ID)
     assert len(await load_examples(hz.services.db, "basics@2", "supervised", guild_id=GUILD_ID)) == 4
     assert (await audit_actions(hz))[-1] == "dataset.archive"
-    assert not any((hz.settings.data_dir / "tmp").iterdir())
+    assert not any((area_of(hz) / "tmp").iterdir())
 
     corrections = await hz.send(slash("dataset", {"name": "corrections"}, subcommand="archive", user=ADMIN_MEMBER))
     assert "cannot be archived" in said(corrections)
@@ -778,6 +1098,7 @@ async def test_load_examples_pairs_positive_and_negative_answers(hz: Hypotez) ->
         ("Sydney.", "Canberra."),
         ("Python.", "COBOL."),
     ]
+    await assert_show_counts_what_training_uses(hz, "basics")
     with pytest.raises(NotFoundError, match="No dataset called `missing`"):
         await load_examples(hz.services.db, "missing", "supervised", guild_id=GUILD_ID)
     with pytest.raises(NotFoundError, match="id 999"):

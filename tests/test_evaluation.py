@@ -48,7 +48,9 @@ async def test_run_scores_and_keeps_a_report(hz: Hypotez) -> None:
     assert lines[0]["summary"]["normalized_match"] == 0.25
     assert [line["normalized_match"] for line in lines[1:]] == [True, False, False, False]
     assert lines[1]["output"] == "paris."
-    kept = list((hz.settings.data_dir / "reports").glob("test-*.jsonl"))
+    from tests.fakes.interactions import GUILD_ID
+
+    kept = list((hz.settings.data_dir / "guilds" / str(GUILD_ID) / "reports").glob("test-*.jsonl"))
     assert len(kept) == 1
     assert kept[0].read_bytes() == report.content
 

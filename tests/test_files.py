@@ -1,5 +1,6 @@
-"""``/getfile`` and ``/archive``: only regular files inside the data directory are served, archives carry a
-verified manifest, and a failed archive moves nothing."""
+"""``/getfile`` and ``/archive``: only regular files inside the caller's server's area of the data directory are
+served, listed or archived (never another server's, nor the operator's), archives carry a verified manifest, and a
+failed archive moves nothing."""
 
 from __future__ import annotations
 
@@ -15,11 +16,20 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from hypotez.errors import InvalidInputError, NotFoundError, StorageError
+from hypotez.plugins._files import OUTSIDE_SERVER
 from hypotez.storage import files as files_module
-from hypotez.storage.files import DataDirectory
+from hypotez.storage.files import REPORTS, DataDirectory
 from hypotez.storage.models import AuditEntry
 from tests.conftest import running_hypotez
-from tests.fakes.interactions import ADMIN_MEMBER, autocomplete, member_payload, slash, user_payload
+from tests.fakes.interactions import (
+    ADMIN_MEMBER,
+    ADMIN_USER_ID,
+    GUILD_ID,
+    autocomplete,
+    member_payload,
+    slash,
+    user_payload,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -32,6 +42,22 @@ if TYPE_CHECKING:
     from tests.fakes.openai_api import FakeOpenAI
 
 MEMBER = member_payload(user_payload(1_100_000_000_000_000_999, "bob"))
+#: A second server the bot is in; its administrator holds `files` and `curate` there, and nowhere else.
+OTHER_GUILD_ID = 1_100_000_000_000_000_777
+
+
+def in_guild(payload: dict[str, Any], guild_id: int) -> dict[str, Any]:
+    """``payload`` (an interaction from the test guild) as if it came from ``guild_id``."""
+    payload["guild_id"] = str(guild_id)
+    payload["guild"]["id"] = str(guild_id)
+    payload["channel"]["guild_id"] = str(guild_id)
+    payload["authorizing_integration_owners"] = {"0": str(guild_id)}
+    return payload
+
+
+def guild_root(hz: Hypotez, guild_id: int = GUILD_ID) -> Path:
+    """A server's area of the data directory."""
+    return hz.settings.data_dir / "guilds" / str(guild_id)
 
 
 def said(result: InteractionResult) -> str:
@@ -137,6 +163,55 @@ def test_safe_paths_resolve_inside(data: Path) -> None:
         with pytest.raises(InvalidInputError, match="local training jobs"):
             directory.archive_directory_sync((data / inside).resolve())
     assert (data / "training" / "job-1" / "model" / "config.json").is_file()
+    # Nor local base models, nor the servers' areas.
+    (data / "models" / "tiny").mkdir(parents=True)
+    (data / "models" / "tiny" / "config.json").write_text("{}")
+    (data / "guilds" / "1" / "exports").mkdir(parents=True)
+    (data / "guilds" / "1" / "exports" / "x.jsonl").write_text("{}")
+    for inside, what in [("models", "local base models"), ("models/tiny", "local base models"),
+                         ("guilds", "the servers' own files"), ("guilds/1", "the servers' own files")]:  # fmt: skip
+        with pytest.raises(InvalidInputError, match=what):
+            directory.archive_directory_sync((data / inside).resolve())
+    assert (data / "models" / "tiny" / "config.json").is_file()
+    assert (data / "guilds" / "1" / "exports" / "x.jsonl").is_file()
+
+
+def test_a_guild_area_is_rooted_in_guilds_and_reaches_nothing_outside(data: Path) -> None:
+    directory = DataDirectory(data, hidden=[data / "hypotez.db"])
+    area = directory.for_guild(42)
+    assert area.root == data.resolve() / "guilds" / "42"
+    assert area.guild_id == 42
+    assert not area.root.exists()  # nothing is created until something is written
+    # Where the training code writes a server's /test reports, and the path /getfile then serves.
+    reports = area.area(REPORTS)
+    assert reports == area.root / "reports"
+    (reports / "test-1.jsonl").write_text("{}\n")
+    assert area.relative(reports / "test-1.jsonl") == "reports/test-1.jsonl"
+    assert area.resolve_file("reports/test-1.jsonl", limit=1000).relative == "reports/test-1.jsonl"
+    # The top of the data directory, and another server's area, are out of reach.
+    (data / "guilds" / "43" / "exports").mkdir(parents=True)
+    (data / "guilds" / "43" / "exports" / "theirs.jsonl").write_text("theirs")
+    (area.root / "link-next-door.jsonl").symlink_to(data / "guilds" / "43" / "exports" / "theirs.jsonl")
+    (area.root / "link-db").symlink_to(data / "hypotez.db")
+    for path, message in [
+        ("exports/a.jsonl", "There is nothing at `exports/a.jsonl` in this server's files"),
+        ("../43/exports/theirs.jsonl", "contains `..`"),
+        ("guilds/43/exports/theirs.jsonl", "There is nothing at"),
+        ("hypotez.db", "There is nothing at"),
+        ("link-next-door.jsonl", "is a link that leads outside this server's files"),
+        ("link-db", "is a link that leads outside this server's files"),
+    ]:
+        with pytest.raises((InvalidInputError, NotFoundError)) as caught:
+            area.resolve_file(path, limit=1000)
+        assert message in str(caught.value), path
+    assert area.suggest_files("") == ["reports/test-1.jsonl"]
+    with pytest.raises(InvalidInputError, match="use this command in a server"):
+        directory.for_guild(None)
+    for bad in (0, -1, True):
+        with pytest.raises(ValueError, match="not a guild id"):
+            directory.for_guild(bad)
+    with pytest.raises(ValueError, match="already a guild's area"):
+        area.for_guild(43)
 
 
 @pytest_asyncio.fixture
@@ -155,7 +230,7 @@ async def audit(hz: Hypotez) -> list[tuple[str, str | None]]:
 @pytest.mark.asyncio
 async def test_getfile_serves_files_inside_and_refuses_the_traversal_suite(small_hz: Hypotez, tmp_path: Path) -> None:
     hz = small_hz
-    root = hz.settings.data_dir
+    root = guild_root(hz)
     (root / "exports" / "nested").mkdir(parents=True)
     (root / "exports" / "a.jsonl").write_text('{"prompt": "a", "completion": "b"}\n')
     (root / "big.bin").write_bytes(b"x" * 5000)
@@ -179,13 +254,13 @@ async def test_getfile_serves_files_inside_and_refuses_the_traversal_suite(small
     assert await audit(hz) == [("file.get", "exports/a.jsonl")]
 
     for path, message in TRAVERSAL:
-        if path == "hypotez.db-wal" or (path == "hypotez.db" and hz.settings.storage_backend != "sqlite"):
-            continue
+        if path in {"hypotez.db", "hypotez.db-wal"}:
+            continue  # the database is at the top of the data directory, outside every server's area (below)
         if path == "":
             continue  # Discord does not send an empty required option
         refused = await hz.send(slash("getfile", {"path": path}, user=ADMIN_MEMBER))
         assert refused.ephemeral, path
-        assert message in said(refused), path
+        assert message.replace("the data directory", "this server's files") in said(refused), path
         assert sent_files(refused) == [], path
         assert "not yours" not in said(refused)
     assert [a for a, _ in await audit(hz)] == ["file.get"]
@@ -200,6 +275,143 @@ async def test_getfile_serves_files_inside_and_refuses_the_traversal_suite(small
     denied = await hz.send(slash("getfile", {"path": "exports/a.jsonl"}, user=MEMBER))
     assert "`files` capability" in said(denied)
     assert sent_files(denied) == []
+
+
+def _two_servers_and_the_operator(hz: Hypotez) -> dict[str, bytes]:
+    """Files of the test server, of another server, and the operator's; returns the latter two's contents."""
+    data = hz.settings.data_dir
+    mine = guild_root(hz)
+    (mine / "exports").mkdir(parents=True)
+    (mine / "exports" / "mine.jsonl").write_text('{"prompt": "mine", "completion": "ours"}\n')
+    theirs = guild_root(hz, OTHER_GUILD_ID)
+    for folder in ("exports", "reports", "datasets/secret", "archive"):
+        (theirs / folder).mkdir(parents=True)
+    (theirs / "exports" / "theirs.jsonl").write_text('{"prompt": "theirs", "completion": "private"}\n')
+    (theirs / "reports" / "test-1.jsonl").write_text('{"summary": "theirs"}\n')
+    (theirs / "datasets" / "secret" / "a.jsonl").write_text('{"prompt": "secret", "completion": "data"}\n')
+    with zipfile.ZipFile(theirs / "archive" / "theirs-20250101-000000.zip", "w") as zf:
+        zf.writestr("manifest.json", json.dumps({"source": "exports", "created_at": "2025-01-01T00:00:00+00:00",
+                                                 "files": []}))  # fmt: skip
+    (data / "training" / "job-1").mkdir(parents=True)
+    (data / "training" / "job-1" / "request.json").write_text('{"train": "every example"}')
+    (data / "reports").mkdir()
+    (data / "reports" / "old.jsonl").write_text('{"summary": "operator"}\n')
+    (data / "models" / "tiny").mkdir(parents=True)
+    (data / "models" / "tiny" / "config.json").write_text("{}")
+    (data / "exports" / str(OTHER_GUILD_ID)).mkdir(parents=True)
+    (data / "exports" / str(OTHER_GUILD_ID) / "legacy.jsonl").write_text("{}\n")
+    return {
+        p.relative_to(data).as_posix(): p.read_bytes()
+        for p in sorted(data.rglob("*"))
+        if p.is_file() and not p.is_relative_to(mine) and not p.name.startswith("hypotez.db")
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_server_reaches_only_its_own_files(hz: Hypotez) -> None:
+    """An administrator of one server (anyone who invites the bot) can neither read, list, archive nor delete
+    another server's files or the operator's (training data, reports, models, the database)."""
+    others = _two_servers_and_the_operator(hz)
+    data = hz.settings.data_dir
+    for path in [
+        f"exports/{OTHER_GUILD_ID}/legacy.jsonl",
+        f"guilds/{OTHER_GUILD_ID}/exports/theirs.jsonl",
+        "training/job-1/request.json",
+        "reports/old.jsonl",
+        "models/tiny/config.json",
+        "hypotez.db",
+        "../../training/job-1/request.json",
+        f"../{OTHER_GUILD_ID}/reports/test-1.jsonl",
+    ]:
+        refused = await hz.send(slash("getfile", {"path": path}, user=ADMIN_MEMBER))
+        assert sent_files(refused) == [], path
+        assert "There is nothing at" in said(refused) or "contains `..`" in said(refused), path
+        assert "private" not in said(refused)
+    offered = await hz.send(autocomplete("getfile", {"path": ""}, "path", user=ADMIN_MEMBER))
+    assert [c["value"] for c in offered.choices] == ["exports/mine.jsonl"]
+    served = await hz.send(slash("getfile", {"path": "exports/mine.jsonl"}, user=ADMIN_MEMBER))
+    [file] = sent_files(served)
+    assert file.content == (guild_root(hz) / "exports" / "mine.jsonl").read_bytes()
+
+    # Archives: the other server's are neither listed nor sent.
+    listed = await hz.send(slash("archive", subcommand="list", user=ADMIN_MEMBER))
+    assert "There are no archives yet" in said(listed)
+    names = await hz.send(autocomplete("archive", {"name": ""}, "name", subcommand="get", user=ADMIN_MEMBER))
+    assert names.choices == []
+    got = await hz.send(slash("archive", {"name": "theirs-20250101-000000.zip"}, subcommand="get", user=ADMIN_MEMBER))
+    assert "There is no archive called" in said(got)
+    assert sent_files(got) == []
+
+    # /archive create zips this server's directory only; the operator's areas cannot even be named.
+    dirs = await hz.send(autocomplete("archive", {"directory": ""}, "directory", subcommand="create",
+                                      user=ADMIN_MEMBER))  # fmt: skip
+    assert [c["value"] for c in dirs.choices] == ["exports"]
+    for directory in ("reports", "models", "training", "guilds", f"../{OTHER_GUILD_ID}/exports"):
+        refused = await hz.send(slash("archive", {"directory": directory}, subcommand="create", user=ADMIN_MEMBER))
+        assert "There is nothing at" in said(refused) or "contains `..`" in said(refused), directory
+    archived = await hz.send(slash("archive", {"directory": "exports"}, subcommand="create", user=ADMIN_MEMBER))
+    assert "Archived `exports` as `archive/exports-" in said(archived)
+    assert "1 files" in said(archived)
+    [zipped] = list((guild_root(hz) / "archive").glob("*.zip"))
+    with zipfile.ZipFile(zipped) as zf:
+        assert sorted(zf.namelist()) == ["manifest.json", "mine.jsonl"]
+
+    # /dataset select offers and reads only this server's datasets/.
+    offered_dirs = await hz.send(autocomplete("dataset", {"path": ""}, "path", subcommand="select", user=ADMIN_MEMBER))
+    assert offered_dirs.choices == []
+    for path in ("secret", f"../../{OTHER_GUILD_ID}/datasets/secret"):
+        refused = await hz.send(slash("dataset", {"path": path}, subcommand="select", user=ADMIN_MEMBER))
+        assert "There is nothing at" in said(refused) or "contains `..`" in said(refused), path
+
+    # Everything outside this server's area is as it was.
+    after = {
+        p.relative_to(data).as_posix(): p.read_bytes()
+        for p in sorted(data.rglob("*"))
+        if p.is_file() and not p.is_relative_to(guild_root(hz)) and not p.name.startswith("hypotez.db")
+    }
+    assert after == others
+
+    # The other server's administrator sees that server's files, and not this one's.
+    theirs = await hz.send(in_guild(autocomplete("getfile", {"path": ""}, "path", user=ADMIN_MEMBER), OTHER_GUILD_ID))
+    assert sorted(c["value"] for c in theirs.choices) == [
+        "archive/theirs-20250101-000000.zip",
+        "datasets/secret/a.jsonl",
+        "exports/theirs.jsonl",
+        "reports/test-1.jsonl",
+    ]
+    their_report = await hz.send(
+        in_guild(slash("getfile", {"path": "reports/test-1.jsonl"}, user=ADMIN_MEMBER), OTHER_GUILD_ID)
+    )
+    [report] = sent_files(their_report)
+    assert report.content == b'{"summary": "theirs"}\n'
+    mine = await hz.send(
+        in_guild(slash("getfile", {"path": "archive/" + zipped.name}, user=ADMIN_MEMBER), OTHER_GUILD_ID)
+    )
+    assert "There is nothing at" in said(mine)
+    assert sent_files(mine) == []
+
+
+@pytest.mark.asyncio
+async def test_file_commands_in_a_direct_message_are_refused_plainly(hz: Hypotez) -> None:
+    _two_servers_and_the_operator(hz)
+    for payload in [
+        slash("getfile", {"path": "exports/mine.jsonl"}, user=user_payload(ADMIN_USER_ID, "admin"), guild=False),
+        slash("archive", subcommand="list", user=user_payload(ADMIN_USER_ID, "admin"), guild=False),
+        slash("archive", {"directory": "exports"}, subcommand="create", user=user_payload(ADMIN_USER_ID, "admin"),
+              guild=False),
+        slash("archive", {"name": "x.zip"}, subcommand="get", user=user_payload(ADMIN_USER_ID, "admin"),
+              guild=False),
+        slash("dataset", subcommand="list", user=user_payload(ADMIN_USER_ID, "admin"), guild=False),
+        slash("dataset", {"path": "secret"}, subcommand="select", user=user_payload(ADMIN_USER_ID, "admin"),
+              guild=False),
+    ]:  # fmt: skip
+        refused = await hz.send(payload)
+        assert refused.ephemeral
+        assert said(refused) == OUTSIDE_SERVER
+        assert sent_files(refused) == []
+    offered = await hz.send(autocomplete("getfile", {"path": ""}, "path", guild=False))
+    assert offered.choices == []
+    assert await audit(hz) == []
 
 
 # ------------------------------------------------------------------------------------------------- archives
@@ -218,7 +430,7 @@ def _make_directory(root: Path) -> dict[str, bytes]:
 async def test_archive_create_writes_a_verified_manifest_then_moves_the_originals(
     hz: Hypotez, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = hz.settings.data_dir
+    root = guild_root(hz)
     originals = _make_directory(root)
     threads: list[str] = []
     real_add = DataDirectory._add_to_zip  # pyright: ignore[reportPrivateUsage]
@@ -285,7 +497,7 @@ async def test_archive_create_writes_a_verified_manifest_then_moves_the_original
 @pytest.mark.asyncio
 @pytest.mark.parametrize("failure", ["while writing", "while verifying"])
 async def test_a_failed_archive_keeps_the_originals(hz: Hypotez, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
-    root = hz.settings.data_dir
+    root = guild_root(hz)
     originals = _make_directory(root)
     if failure == "while writing":
         real_add = DataDirectory._add_to_zip  # pyright: ignore[reportPrivateUsage]

@@ -32,6 +32,7 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import os
 import random
 import re
@@ -44,7 +45,13 @@ from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml.tokens import estimate_tokens
 from hypotez.storage.files import DATASETS, EXPORTS, TMP, safe_filename
 from hypotez.storage.models import DatasetExample, utcnow
-from hypotez.storage.repositories import CorrectionRepository, DatasetRepository, content_hash, examples_from_correction
+from hypotez.storage.repositories import (
+    CorrectionRepository,
+    DatasetRepository,
+    StoredExample,
+    content_hash,
+    examples_from_correction,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -55,6 +62,9 @@ if TYPE_CHECKING:
     from hypotez.storage.files import ArchiveInfo, DataDirectory
     from hypotez.storage.models import BotReply, Correction, Dataset
     from hypotez.storage.repositories import AuditLog, DatasetCounts
+
+#: A stored example, as an ORM object or as plain values (:meth:`DatasetRepository.rows`).
+Example = DatasetExample | StoredExample
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -105,6 +115,7 @@ HOSTED_TRAINING_PRICES: dict[str, float] = {
     "gpt-4o-2024-08-06": 25.00,
 }
 
+_LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _NAME = re.compile(r"^\w[\w.-]{0,63}$")
 _ESCAPE = re.compile(r"\\(.)")
@@ -169,6 +180,11 @@ def parse_file(path: Path, *, label: str, origin: str, source: str, max_tokens: 
         except _BadLineError as bad:
             parsed.problem(line, str(bad))
             continue
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError):
+            # A shape no check above foresaw: still this line's problem, not a failed import.
+            _LOGGER.warning("unforeseen problem in %s line %d", source, line, exc_info=True)
+            parsed.problem(line, "this line cannot be read as an example (check the types of its fields)")
+            continue
         if example.content_hash in seen:
             parsed.duplicates += 1
             continue
@@ -198,6 +214,9 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
             yield number, _BadLineError(f"not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except RecursionError:
+            yield number, _BadLineError("the JSON is nested too deeply")
             continue
         if not isinstance(value, dict):
             yield number, _BadLineError("each line must be one JSON object")
@@ -266,6 +285,9 @@ def _csv_records(path: Path) -> Iterator[tuple[int, Any]]:
                         record["context"] = json.loads(cells["context"])
                     except json.JSONDecodeError as exc:
                         yield start, _BadLineError(f"the context column is not valid JSON ({exc.msg})")
+                        continue
+                    except RecursionError:
+                        yield start, _BadLineError("the context column's JSON is nested too deeply")
                         continue
                 yield start, record
         except UnicodeDecodeError:
@@ -338,12 +360,35 @@ def _label(value: object, default: str) -> str:
     raise _BadLineError("`label` must be `positive` or `negative`")
 
 
+def _kind_of(value: object) -> str:
+    """How a JSON value that is not what was wanted is named in a problem."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "not text"
+
+
+def _valid_text(value: str, what: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _BadLineError(f"{what} holds an invalid character (an unpaired \\u surrogate escape)") from None
+    return value
+
+
 def _text(value: object, what: str) -> str:
+    if value is None:
+        raise _BadLineError(f"{what} is missing")
     if not isinstance(value, str):
-        raise _BadLineError(f"{what} is missing" if value is None else f"{what} must be text")
+        raise _BadLineError(f"{what} must be text, not {_kind_of(value)}")
     if not value.strip():
         raise _BadLineError(f"{what} is empty")
-    return value
+    return _valid_text(value, what)
 
 
 def _content(value: object, where: str) -> str:
@@ -352,13 +397,16 @@ def _content(value: object, where: str) -> str:
         for part in cast("list[Any]", value):
             if not isinstance(part, dict) or cast("dict[str, Any]", part).get("type") != "text":
                 raise _BadLineError(f"{where} has content other than text; only text can be trained here")
-            texts.append(str(cast("dict[str, Any]", part).get("text", "")))
+            text = cast("dict[str, Any]", part).get("text", "")
+            if not isinstance(text, str):
+                raise _BadLineError(f"{where}: a text part's `text` must be text, not {_kind_of(text)}")
+            texts.append(text)
         value = "".join(texts)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise _BadLineError(f"{where} has empty content")
     if not isinstance(value, str):
-        raise _BadLineError(f"{where}: content must be text")
-    return value
+        raise _BadLineError(f"{where}: content must be text, not {_kind_of(value)}")
+    return _valid_text(value, where)
 
 
 def _messages(value: object, where: str) -> list[dict[str, str]]:
@@ -372,12 +420,22 @@ def _messages(value: object, where: str) -> list[dict[str, str]]:
         role = message.get("role")
         if role is None:
             raise _BadLineError(f"{where}: message {index} has no role")
+        if not isinstance(role, str):
+            raise _BadLineError(
+                f"{where}: message {index}'s role must be text (system, user or assistant), not {_kind_of(role)}"
+            )
         if role not in ROLES:
             raise _BadLineError(
-                f"{where}: message {index} has the role `{str(role)[:30]}`; use system, user or assistant"
+                f"{where}: message {index} has the role `{_show_text(role, 30)}`; use system, user or assistant"
             )
-        messages.append({"role": str(role), "content": _content(message.get("content"), f"message {index} ({role})")})
+        messages.append({"role": role, "content": _content(message.get("content"), f"message {index} ({role})")})
     return messages
+
+
+def _show_text(text: str, limit: int) -> str:
+    """A member's text, safe inside a problem line: no backticks or control characters, shortened."""
+    cleaned = "".join(c if c.isprintable() else "?" for c in text[:limit]).replace("`", "'")
+    return cleaned + ("…" if len(text) > limit else "")
 
 
 def _check_chat(messages: list[dict[str, str]]) -> None:
@@ -484,7 +542,7 @@ def build_examples(
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _pair(row: DatasetExample) -> tuple[str, str]:
+def _pair(row: Example) -> tuple[str, str]:
     """(preferred, rejected) of a stored pair, the other way round when it is labelled negative."""
     preferred, rejected = row.preferred or "", row.rejected or ""
     return (rejected, preferred) if row.label == NEGATIVE else (preferred, rejected)
@@ -494,7 +552,7 @@ def _plain(messages: Iterable[Any]) -> list[dict[str, str]]:
     return [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
 
 
-def supervised_records(rows: Iterable[DatasetExample]) -> list[dict[str, Any]]:
+def supervised_records(rows: Iterable[Example]) -> list[dict[str, Any]]:
     """OpenAI supervised fine-tuning lines, ``{"messages": [...]}``: positive chat examples and the preferred
     side of every pair, without duplicates."""
     records: list[dict[str, Any]] = []
@@ -521,7 +579,7 @@ def _preference_record(context: list[dict[str, str]], preferred: str, rejected: 
     }
 
 
-def preference_records(rows: Iterable[DatasetExample]) -> list[dict[str, Any]]:
+def preference_records(rows: Iterable[Example]) -> list[dict[str, Any]]:
     """OpenAI preference (DPO) lines: stored pairs, then a positive and a negative answer to the same
     conversation paired; without duplicates."""
     rows = list(rows)
@@ -550,7 +608,7 @@ def preference_records(rows: Iterable[DatasetExample]) -> list[dict[str, Any]]:
     return records
 
 
-def csv_rows(rows: Iterable[DatasetExample]) -> list[dict[str, str]]:
+def csv_rows(rows: Iterable[Example]) -> list[dict[str, str]]:
     """Rows for a CSV export (``prompt``, ``completion``, ``label``, ``origin``, ``context``); a pair gives a
     positive and a negative row.  ``/dataset upload`` reads them back."""
     out: list[dict[str, str]] = []
@@ -638,7 +696,8 @@ async def load_examples(
     ``kind`` is ``"supervised"`` (``{"messages": [...]}`` lines) or ``"preference"`` (DPO lines:
     ``{"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}``).
     Raises :class:`NotFoundError` for an unknown dataset; returns ``[]`` when it has no examples of that kind.
-    Split with :func:`split_examples`.
+    Split with :func:`split_examples`.  The examples are read in chunks and turned into records in a worker
+    thread, so a large dataset does not hold up the event loop.
     """
     repository = DatasetRepository(db)
     if isinstance(dataset, int):
@@ -649,12 +708,10 @@ async def load_examples(
         if guild_id is None:
             raise ValueError("a dataset given by name needs its guild_id")
         row = await repository.resolve(guild_id, dataset)
-    rows = await repository.examples(row.id)
-    if kind == "supervised":
-        return supervised_records(rows)
-    if kind == "preference":
-        return preference_records(rows)
-    raise ValueError(f"unknown kind of examples: {kind!r} (supervised or preference)")
+    if kind not in {"supervised", "preference"}:
+        raise ValueError(f"unknown kind of examples: {kind!r} (supervised or preference)")
+    rows = await repository.rows(row.id)
+    return await asyncio.to_thread(supervised_records if kind == "supervised" else preference_records, rows)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -815,13 +872,15 @@ class DatasetCatalog:
         name: str | None,
         positive: bool,
         skip_bad: bool = False,
-        archive: bool = False,
+        archive: bool = True,
     ) -> ImportReport:
-        """Import every dataset file under ``datasets/<path>``; optionally archive the directory afterwards."""
-        directory = await self.files.directory(path, area=DATASETS)
+        """Import every dataset file under ``datasets/<path>`` of the guild's area, then (unless ``archive`` is
+        false) zip the directory into the guild's ``archive/`` and remove it."""
+        area = self.files.for_guild(guild_id)
+        directory = await area.directory(path, area=DATASETS)
         name = self.check_name(name if name else safe_filename(directory.name, default="dataset"))
-        files = await asyncio.to_thread(self.files.dataset_files, directory, SUPPORTED_SUFFIXES)
-        rel = self.files.relative(directory)
+        files = await asyncio.to_thread(area.dataset_files, directory, SUPPORTED_SUFFIXES)
+        rel = area.relative(directory)
         if not files:
             raise InvalidInputError(f"`{rel}` has no .jsonl, .csv or .txt files to import.")
         label = POSITIVE if positive else NEGATIVE
@@ -841,7 +900,7 @@ class DatasetCatalog:
         )
         if not archive:
             return report
-        info = await self.files.archive_directory(directory)
+        info = await area.archive_directory(directory)
         await self.audit.record(
             "archive.create",
             guild_id=guild_id,
@@ -883,15 +942,8 @@ class DatasetCatalog:
                 ),
                 details=[str(p) for p in problems],
             )
-        examples: list[DatasetExample] = []
-        seen: set[str] = set()
-        duplicates = sum(f.duplicates for f in parsed)
-        for example in (e for f in parsed for e in f.examples):
-            if example.content_hash in seen:
-                duplicates += 1
-                continue
-            seen.add(example.content_hash)
-            examples.append(example)
+        examples, repeated = await asyncio.to_thread(_unique, [e for f in parsed for e in f.examples])
+        duplicates = sum(f.duplicates for f in parsed) + repeated
         if not examples:
             raise InvalidInputError(f"Nothing was imported: {what} holds no usable examples.")
         dataset, added, already = await self.repository.add_version(
@@ -934,7 +986,7 @@ class DatasetCatalog:
             guild_id, since=since, channel_id=channel_id, model=model
         )
         rated = await self.repository.rated_replies(guild_id, since=since, channel_id=channel_id, model=model)
-        examples, duplicates = build_examples(corrections, rated, min_rating=min_rating)
+        examples, duplicates = await asyncio.to_thread(build_examples, corrections, rated, min_rating=min_rating)
         if not examples:
             raise InvalidInputError(
                 "No corrections or rated replies match these filters, so no dataset was built. "
@@ -965,41 +1017,45 @@ class DatasetCatalog:
         return [(d, counts[d.id]) for d in datasets]
 
     async def describe(self, guild_id: int, ref: str) -> DatasetDescription:
-        """Counts by label and origin, tokens, the training-cost estimate and a sample of one version."""
+        """Counts by label and origin, tokens, the training-cost estimate and a sample of one version.
+
+        Counted by the database (:meth:`DatasetRepository.overview`); only a version holding both positive and
+        negative chat examples, whose answers to the same conversation pair up for preference training, is read
+        whole to count those pairs (in chunks, paired in a worker thread).
+        """
         dataset = await self.repository.resolve(guild_id, ref, include_archived="@" in ref)
         versions = await self.repository.versions(guild_id, dataset.name)
         counts = (await self.repository.counts([dataset.id]))[dataset.id]
-        rows = await self.repository.examples(dataset.id)
-        supervised = supervised_records(rows)
-        pairs = preference_records(rows)
-        tokens = sum(record_tokens(r) for r in supervised)
+        overview = await self.repository.overview(dataset.id)
+        sample_chat = supervised_records([overview.sample_supervised]) if overview.sample_supervised else []
+        pairs = preference_records([overview.sample_pair]) if overview.sample_pair else []
+        preference = overview.stored_pairs
+        if overview.positive_chats and overview.negative_chats:
+            pairs = await asyncio.to_thread(preference_records, await self.repository.rows(dataset.id))
+            preference = len(pairs)
         return DatasetDescription(
             dataset=dataset,
             versions=versions,
             counts=counts,
-            supervised=len(supervised),
-            preference=len(pairs),
-            supervised_tokens=tokens,
-            costs=training_costs(tokens),
-            sample_chat=supervised[0] if supervised else None,
+            supervised=overview.supervised,
+            preference=preference,
+            supervised_tokens=overview.supervised_tokens,
+            costs=training_costs(overview.supervised_tokens),
+            sample_chat=sample_chat[0] if sample_chat else None,
             sample_pair=pairs[0] if pairs else None,
         )
 
     async def export(
         self, *, guild_id: int, actor_id: int | None, ref: str, fmt: str, validation: float = 0.0
     ) -> ExportResult:
-        """Write a version as ``openai-chat``, ``preference`` or ``csv`` files under ``exports/<guild>/``."""
+        """Write a version as ``openai-chat``, ``preference`` or ``csv`` files under the guild's ``exports/``."""
         if fmt not in EXPORT_FORMATS:
             raise InvalidInputError(f"`{fmt[:40]}` is not an export format: use {', '.join(EXPORT_FORMATS)}.")
+        area = self.files.for_guild(guild_id)
         dataset = await self.repository.resolve(guild_id, ref, include_archived="@" in ref)
-        rows = await self.repository.examples(dataset.id)
-        records: list[dict[str, Any]]
-        if fmt == "openai-chat":
-            records = supervised_records(rows)
-        elif fmt == "preference":
-            records = preference_records(rows)
-        else:
-            records = cast("list[dict[str, Any]]", csv_rows(rows))
+        rows = await self.repository.rows(dataset.id)
+        builder = {"openai-chat": supervised_records, "preference": preference_records, "csv": csv_rows}[fmt]
+        records = cast("list[dict[str, Any]]", await asyncio.to_thread(builder, rows))
         if not records:
             hint = (
                 " Preference pairs come from corrections, preference files, or a positive and a negative answer "
@@ -1008,8 +1064,8 @@ class DatasetCatalog:
                 else ""
             )
             raise InvalidInputError(f"`{dataset.name}` (version {dataset.version}) has no {fmt} examples.{hint}")
-        train, held = split_examples(records, validation)
-        folder = self.files.root / EXPORTS / str(guild_id)
+        train, held = await asyncio.to_thread(split_examples, records, validation)
+        folder = area.root / EXPORTS
         suffix = ".csv" if fmt == "csv" else ".jsonl"
         stem = f"{safe_filename(dataset.name, default='dataset')}-v{dataset.version}" + (
             "" if fmt == "csv" else f".{fmt}"
@@ -1038,7 +1094,7 @@ class DatasetCatalog:
                 "format": fmt,
                 "train": len(train),
                 "validation": len(held),
-                "files": [self.files.relative(p) for p in paths],
+                "files": [area.relative(p) for p in paths],
             },
         )
         return ExportResult(dataset, fmt, stem, paths, len(train), len(held))
@@ -1054,31 +1110,15 @@ class DatasetCatalog:
             )
         await self.repository.resolve(guild_id, name)  # NotFoundError with the name
         versions = [v for v in await self.repository.versions(guild_id, name) if v.archived_at is None]
-        staging = self.files.root / TMP / f"archive-{uuid.uuid4().hex}"
+        area = self.files.for_guild(guild_id)
+        staging = area.root / TMP / f"archive-{uuid.uuid4().hex}"
         safe = safe_filename(name, default="dataset")
-        exports = self.files.root / EXPORTS / str(guild_id)
+        exports = area.root / EXPORTS
         try:
             members: list[tuple[str, Path]] = []
             for version in versions:
-                rows = await self.repository.examples(version.id)
-                tables: list[tuple[str, list[dict[str, Any]], bool]] = [
-                    (f"v{version.version}/{safe}.openai-chat.jsonl", supervised_records(rows), False),
-                    (f"v{version.version}/{safe}.preference.jsonl", preference_records(rows), False),
-                    (f"v{version.version}/{safe}.csv", cast("list[dict[str, Any]]", csv_rows(rows)), True),
-                ]
-
-                def write(tables: list[tuple[str, list[dict[str, Any]], bool]] = tables) -> list[tuple[str, Path]]:
-                    written: list[tuple[str, Path]] = []
-                    for arcname, records, is_csv in tables:
-                        if not records:
-                            continue
-                        path = staging / arcname
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        (_write_csv if is_csv else _write_jsonl)(path, records)
-                        written.append((arcname, path))
-                    return written
-
-                members += await asyncio.to_thread(write)
+                rows = await self.repository.rows(version.id)
+                members += await asyncio.to_thread(_write_version, staging, f"v{version.version}/{safe}", rows)
             exported = await asyncio.to_thread(
                 lambda: (
                     sorted(p for p in exports.glob(f"{safe}-v*") if p.is_file() and not p.is_symlink())
@@ -1087,7 +1127,7 @@ class DatasetCatalog:
                 )
             )
             members += [(f"exports/{p.name}", p) for p in exported]
-            info = await self.files.archive_files(
+            info = await area.archive_files(
                 f"dataset-{safe}", members, source=f"dataset:{name}", remove_originals=False
             )
             await self.repository.archive(guild_id, name)
@@ -1102,6 +1142,36 @@ class DatasetCatalog:
             details={"archive": info.name, "versions": [v.version for v in versions], "files": len(info.files)},
         )
         return info
+
+
+def _unique(examples: Sequence[DatasetExample]) -> tuple[list[DatasetExample], int]:
+    """``examples`` without repeated content, and how many repeats were dropped."""
+    unique: list[DatasetExample] = []
+    seen: set[str] = set()
+    for example in examples:
+        if example.content_hash not in seen:
+            seen.add(example.content_hash)
+            unique.append(example)
+    return unique, len(examples) - len(unique)
+
+
+def _write_version(staging: Path, stem: str, rows: Sequence[Example]) -> list[tuple[str, Path]]:
+    """A version's supervised, preference and CSV files under ``staging`` (blocking); (name in the archive, path)
+    of those that are not empty."""
+    tables: list[tuple[str, list[dict[str, Any]], bool]] = [
+        (f"{stem}.openai-chat.jsonl", supervised_records(rows), False),
+        (f"{stem}.preference.jsonl", preference_records(rows), False),
+        (f"{stem}.csv", cast("list[dict[str, Any]]", csv_rows(rows)), True),
+    ]
+    written: list[tuple[str, Path]] = []
+    for arcname, records, is_csv in tables:
+        if not records:
+            continue
+        path = staging / arcname
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (_write_csv if is_csv else _write_jsonl)(path, records)
+        written.append((arcname, path))
+    return written
 
 
 def _unlink_all(paths: Iterable[Path]) -> None:

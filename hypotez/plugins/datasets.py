@@ -1,4 +1,8 @@
-"""``/dataset``: upload, select (the original ``select_dataset``), build, list, show, export and archive."""
+"""``/dataset``: upload, select (the original ``select_dataset``), build, list, show, export and archive.
+
+Datasets belong to a server; the files these commands read and write are in that server's area of the data
+directory (``guilds/<guild id>/``: ``datasets/``, ``exports/``, ``archive/``, ``tmp/``).  Every command that may
+do heavy work defers first; the work itself runs in worker threads and in the database."""
 
 from __future__ import annotations
 
@@ -14,8 +18,17 @@ from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError
 from hypotez.ml.datasets import EXPORT_FORMATS, SUPPORTED_SUFFIXES, DatasetCatalog, DatasetDescription
 from hypotez.permissions import Caller
-from hypotez.plugins._checks import require
-from hypotez.plugins._files import allowed, attachment_chunks, check_upload, choices, files_for, send_limit
+from hypotez.plugins._files import (
+    allowed,
+    allowed_area,
+    attachment_chunks,
+    check_upload,
+    choices,
+    files_for,
+    guild_area,
+    require_in_server,
+    send_limit,
+)
 from hypotez.storage.files import DATASETS, DataDirectory, human_size
 
 loader = lightbulb.Loader()
@@ -37,12 +50,13 @@ async def dataset_autocomplete(
 async def directory_autocomplete(
     ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
 ) -> None:
-    """Directories under the data directory's ``datasets/`` area."""
-    if not await allowed(ctx, services, Capability.CURATE):
+    """Directories under the server's ``datasets/`` area."""
+    area = await allowed_area(ctx, services, Capability.CURATE)
+    if area is None:
         await ctx.respond([])
         return
     typed = str(ctx.focused.value or "")
-    found = await asyncio.to_thread(services.data_dir.suggest_directories, typed, area=DATASETS)
+    found = await asyncio.to_thread(area.suggest_directories, typed, area=DATASETS)
     await ctx.respond(choices(found))
 
 
@@ -65,7 +79,7 @@ class DatasetUpload(
     lightbulb.SlashCommand,
     name="upload",
     description="Import a .jsonl, .csv or .txt file of examples into a new version of a dataset",
-    hooks=[require(Capability.CURATE)],
+    hooks=[require_in_server(Capability.CURATE)],
 ):
     file = lightbulb.attachment("file", "The examples: .jsonl (chat, prompt/completion or preference), .csv, .txt")
     name = lightbulb.string(
@@ -88,7 +102,8 @@ class DatasetUpload(
         check_upload(self.file, settings, SUPPORTED_SUFFIXES)
         await ctx.defer(ephemeral=True)
         limit = settings.max_upload_bytes
-        async with data_dir.incoming(attachment_chunks(self.file), self.file.filename, limit=limit) as path:
+        area = guild_area(data_dir, caller)
+        async with area.incoming(attachment_chunks(self.file), self.file.filename, limit=limit) as path:
             report = await catalog.import_file(
                 path,
                 filename=self.file.filename,
@@ -105,8 +120,8 @@ class DatasetUpload(
 class DatasetSelect(
     lightbulb.SlashCommand,
     name="select",
-    description="Import a directory of example files from the data directory's datasets/ area",
-    hooks=[require(Capability.CURATE)],
+    description="Import a directory of example files from this server's datasets/ area, then archive it",
+    hooks=[require_in_server(Capability.CURATE)],
 ):
     path = lightbulb.string(
         "path", "Directory under datasets/", min_length=1, max_length=300, autocomplete=directory_autocomplete
@@ -114,7 +129,9 @@ class DatasetSelect(
     positive = lightbulb.boolean("positive", "Examples to follow (true) or to avoid (false)", default=True)
     name = lightbulb.string("name", "Dataset name (default: the directory's)", default=None, max_length=64)
     skip_bad = lightbulb.boolean("skip_bad", "Import the valid lines even when some are bad", default=False)
-    archive = lightbulb.boolean("archive", "Zip the directory into archive/ once imported", default=False)
+    archive = lightbulb.boolean(
+        "archive", "Zip the directory into archive/ once imported (default); false keeps it", default=True
+    )
 
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context, caller: Caller, catalog: DatasetCatalog) -> None:
@@ -137,7 +154,7 @@ class DatasetBuild(
     lightbulb.SlashCommand,
     name="build",
     description="Build a dataset from corrections and rated replies",
-    hooks=[require(Capability.CURATE)],
+    hooks=[require_in_server(Capability.CURATE)],
 ):
     name = lightbulb.string("name", "Name of the dataset to build (a new version if it exists)", max_length=64)
     days = lightbulb.integer("days", "Only the last N days", default=None, min_value=1, max_value=3650)
@@ -175,7 +192,10 @@ class DatasetBuild(
 
 @dataset.register
 class DatasetList(
-    lightbulb.SlashCommand, name="list", description="The server's datasets", hooks=[require(Capability.CURATE)]
+    lightbulb.SlashCommand,
+    name="list",
+    description="The server's datasets",
+    hooks=[require_in_server(Capability.CURATE)],
 ):
     archived = lightbulb.boolean("archived", "Include archived datasets", default=False)
 
@@ -240,13 +260,15 @@ class DatasetShow(
     lightbulb.SlashCommand,
     name="show",
     description="Counts, tokens, a training-cost estimate and a sample of a dataset",
-    hooks=[require(Capability.CURATE)],
+    hooks=[require_in_server(Capability.CURATE)],
 ):
     name = lightbulb.string("name", "The dataset (name, or name@version)", autocomplete=dataset_autocomplete)
 
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context, caller: Caller, catalog: DatasetCatalog) -> None:
-        info = await catalog.describe(_guild(caller), self.name)
+        guild_id = _guild(caller)
+        await ctx.defer(ephemeral=True)
+        info = await catalog.describe(guild_id, self.name)
         await ctx.respond(embed=description_embed(info), ephemeral=True)
 
 
@@ -255,7 +277,7 @@ class DatasetExport(
     lightbulb.SlashCommand,
     name="export",
     description="Export a dataset as OpenAI fine-tuning JSONL or CSV",
-    hooks=[require(Capability.CURATE)],
+    hooks=[require_in_server(Capability.CURATE)],
 ):
     name = lightbulb.string("name", "The dataset (name, or name@version)", autocomplete=dataset_autocomplete)
     format = lightbulb.string(
@@ -284,7 +306,8 @@ class DatasetExport(
             guild_id=guild_id, actor_id=caller.user_id, ref=self.name, fmt=self.format, validation=self.validation
         )
         ds = result.dataset
-        where = ", ".join(f"`{data_dir.relative(p)}`" for p in result.paths)
+        area = data_dir.for_guild(guild_id)
+        where = ", ".join(f"`{area.relative(p)}`" for p in result.paths)
         text = f"`{ds.name}` version {ds.version} as {result.format}: {result.train:,} records"
         if result.validation:
             text += f" for training and {result.validation:,} for validation"
@@ -292,8 +315,8 @@ class DatasetExport(
         bundle = await data_dir.bundle(result.paths, limit=limit, stem=result.stem)
         if bundle is None:
             text += (
-                f". Too large to attach even zipped (limit {human_size(limit)}); saved in the data directory as "
-                f"{where}."
+                f". Too large to attach even zipped (limit {human_size(limit)}); saved in this server's files as "
+                f"{where} (`/getfile` cannot send it either)."
             )
             await ctx.respond(text[:2000], ephemeral=True)
             return
@@ -307,7 +330,7 @@ class DatasetArchive(
     lightbulb.SlashCommand,
     name="archive",
     description="Zip a dataset into the archive area and retire it",
-    hooks=[require(Capability.CURATE)],
+    hooks=[require_in_server(Capability.CURATE)],
 ):
     name = lightbulb.string("name", "The dataset", autocomplete=dataset_autocomplete)
     attach = lightbulb.boolean("attach", "Attach the archive to the reply", default=False)

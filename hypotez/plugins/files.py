@@ -1,5 +1,6 @@
-"""``/getfile`` (the original ``getfile``) and ``/archive`` (the original ``archive_files``), confined to the
-data directory."""
+"""``/getfile`` (the original ``getfile``) and ``/archive`` (the original ``archive_files``), each confined to the
+caller's server's area of the data directory (``guilds/<guild id>/``): another server's files, and the operator's
+(training jobs, local models, the database), are never served, listed, archived or deleted."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import lightbulb
 from hypotez.app import Services
 from hypotez.config import Capability, Settings
 from hypotez.permissions import Caller
-from hypotez.plugins._checks import require
-from hypotez.plugins._files import allowed, choices, files_for, send_limit
+from hypotez.plugins._files import allowed_area, choices, files_for, guild_area, require_in_server, send_limit
 from hypotez.storage.files import DataDirectory, human_size
 from hypotez.storage.repositories import AuditLog
 
@@ -21,34 +21,37 @@ loader = lightbulb.Loader()
 async def file_autocomplete(
     ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
 ) -> None:
-    """Files in the data directory whose path contains what was typed."""
-    if not await allowed(ctx, services, Capability.FILES):
+    """Files in the server's area whose path contains what was typed."""
+    area = await allowed_area(ctx, services, Capability.FILES)
+    if area is None:
         await ctx.respond([])
         return
-    found = await asyncio.to_thread(services.data_dir.suggest_files, str(ctx.focused.value or ""))
+    found = await asyncio.to_thread(area.suggest_files, str(ctx.focused.value or ""))
     await ctx.respond(choices(found))
 
 
 async def directory_autocomplete(
     ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
 ) -> None:
-    """Directories in the data directory (the archive area excepted)."""
-    if not await allowed(ctx, services, Capability.CURATE):
+    """Directories in the server's area (its archive area excepted)."""
+    area = await allowed_area(ctx, services, Capability.CURATE)
+    if area is None:
         await ctx.respond([])
         return
-    found = await asyncio.to_thread(services.data_dir.suggest_directories, str(ctx.focused.value or ""))
+    found = await asyncio.to_thread(area.suggest_directories, str(ctx.focused.value or ""))
     await ctx.respond(choices(found))
 
 
 async def archive_autocomplete(
     ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
 ) -> None:
-    """Archives, newest first."""
-    if not await allowed(ctx, services, Capability.CURATE):
+    """The server's archives, newest first."""
+    area = await allowed_area(ctx, services, Capability.CURATE)
+    if area is None:
         await ctx.respond([])
         return
     typed = str(ctx.focused.value or "").lower()
-    names = [a.name for a in await services.data_dir.archives()]
+    names = [a.name for a in await area.archives()]
     await ctx.respond(choices([n for n in names if typed in n.lower()]))
 
 
@@ -56,18 +59,19 @@ async def archive_autocomplete(
 class GetFile(
     lightbulb.SlashCommand,
     name="getfile",
-    description="Send a file from the bot's data directory",
-    hooks=[require(Capability.FILES)],
+    description="Send a file from this server's area of the bot's data directory",
+    hooks=[require_in_server(Capability.FILES)],
 ):
     path = lightbulb.string(
-        "path", "Path inside the data directory", min_length=1, max_length=500, autocomplete=file_autocomplete
+        "path", "Path inside this server's files", min_length=1, max_length=500, autocomplete=file_autocomplete
     )
 
     @lightbulb.invoke
     async def invoke(
         self, ctx: lightbulb.Context, caller: Caller, settings: Settings, data_dir: DataDirectory, audit: AuditLog
     ) -> None:
-        found = await data_dir.file(self.path, limit=send_limit(ctx.interaction, settings))
+        area = guild_area(data_dir, caller)
+        found = await area.file(self.path, limit=send_limit(ctx.interaction, settings))
         await ctx.defer(ephemeral=True)
         await audit.record(
             "file.get",
@@ -81,7 +85,7 @@ class GetFile(
         )
 
 
-archive = lightbulb.Group("archive", "Zip archives in the data directory's archive/ area")
+archive = lightbulb.Group("archive", "Zip archives in this server's archive/ area")
 
 
 @archive.register
@@ -89,11 +93,11 @@ class ArchiveCreate(
     lightbulb.SlashCommand,
     name="create",
     description="Zip a directory into archive/ (with a manifest) and remove the originals once verified",
-    hooks=[require(Capability.CURATE)],
+    hooks=[require_in_server(Capability.CURATE)],
 ):
     directory = lightbulb.string(
         "directory",
-        "Directory inside the data directory",
+        "Directory inside this server's files",
         min_length=1,
         max_length=300,
         autocomplete=directory_autocomplete,
@@ -104,9 +108,10 @@ class ArchiveCreate(
     async def invoke(
         self, ctx: lightbulb.Context, caller: Caller, settings: Settings, data_dir: DataDirectory, audit: AuditLog
     ) -> None:
-        directory = await data_dir.directory(self.directory)
+        area = guild_area(data_dir, caller)
+        directory = await area.directory(self.directory)
         await ctx.defer(ephemeral=True)
-        info = await data_dir.archive_directory(directory)
+        info = await area.archive_directory(directory)
         await audit.record(
             "archive.create",
             guild_id=caller.guild_id,
@@ -132,11 +137,14 @@ class ArchiveCreate(
 
 @archive.register
 class ArchiveList(
-    lightbulb.SlashCommand, name="list", description="The archives, newest first", hooks=[require(Capability.CURATE)]
+    lightbulb.SlashCommand,
+    name="list",
+    description="This server's archives, newest first",
+    hooks=[require_in_server(Capability.CURATE)],
 ):
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, data_dir: DataDirectory) -> None:
-        infos = await data_dir.archives()
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, data_dir: DataDirectory) -> None:
+        infos = await guild_area(data_dir, caller).archives()
         if not infos:
             await ctx.respond("There are no archives yet. Make one with `/archive create`.", ephemeral=True)
             return
@@ -153,7 +161,10 @@ class ArchiveList(
 
 @archive.register
 class ArchiveGet(
-    lightbulb.SlashCommand, name="get", description="Attach an archive", hooks=[require(Capability.CURATE)]
+    lightbulb.SlashCommand,
+    name="get",
+    description="Attach one of this server's archives",
+    hooks=[require_in_server(Capability.CURATE)],
 ):
     name = lightbulb.string("name", "The archive", min_length=1, max_length=200, autocomplete=archive_autocomplete)
 
@@ -161,13 +172,13 @@ class ArchiveGet(
     async def invoke(
         self, ctx: lightbulb.Context, caller: Caller, settings: Settings, data_dir: DataDirectory, audit: AuditLog
     ) -> None:
-        path = await asyncio.to_thread(data_dir.archive_path, self.name)
+        path = await asyncio.to_thread(guild_area(data_dir, caller).archive_path, self.name)
         size = (await asyncio.to_thread(path.stat)).st_size
         limit = send_limit(ctx.interaction, settings)
         if size > limit:
             await ctx.respond(
                 f"`{self.name}` is {human_size(size)}; Discord accepts at most {human_size(limit)} here. "
-                f"It is in the data directory as `archive/{self.name}`.",
+                f"It is in this server's files as `archive/{self.name}`.",
                 ephemeral=True,
             )
             return

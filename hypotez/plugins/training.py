@@ -31,7 +31,7 @@ from hypotez.plugins._jobs_ui import JobActions, JobMessages, render
 from hypotez.plugins.chat import model_autocomplete
 from hypotez.plugins.feedback import read_text_attachment
 from hypotez.storage import Database
-from hypotez.storage.files import DataDirectory
+from hypotez.storage.files import REPORTS, DataDirectory
 from hypotez.storage.models import TrainingJob
 from hypotez.storage.repositories import AuditLog, DatasetRepository, GuildSettingsRepository
 
@@ -257,7 +257,8 @@ async def _import_upload(
     is the same dataset, and the same request); returns the dataset's name."""
     if caller.guild_id is None:
         raise InvalidInputError("Training belongs to a server; use this command in one.")
-    async with data_dir.incoming(attachment_chunks(file), file.filename, limit=settings.max_upload_bytes) as path:
+    area = data_dir.for_guild(caller.guild_id)
+    async with area.incoming(attachment_chunks(file), file.filename, limit=settings.max_upload_bytes) as path:
         digest = await asyncio.to_thread(_sha256, path)
         stem = re.sub(r"[^a-z0-9-]+", "-", Path(file.filename).stem.lower()).strip("-")[:40] or "file"
         name = f"upload-{stem}-{digest[:8]}"
@@ -447,15 +448,15 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
 
 
-async def _save_report(settings: Settings, name: str, content: str) -> str:
-    """Keep the report under the data directory's ``reports/`` for later analysis; returns its relative path."""
+async def _save_report(data_dir: DataDirectory, guild_id: int | None, name: str, content: str) -> str:
+    """Keep the report in the server's ``reports/`` area for later analysis (``/getfile`` serves it there);
+    returns its path in that area."""
+    area = data_dir.for_guild(guild_id)
 
     def write() -> str:
-        folder = settings.data_dir / "reports"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / name
+        path = area.area(REPORTS) / name
         path.write_text(content, encoding="utf-8")
-        return str(path.relative_to(settings.data_dir))
+        return area.relative(path)
 
     return await asyncio.to_thread(write)
 
@@ -492,14 +493,14 @@ class TestRun(
 
     @lightbulb.invoke
     async def invoke(
-        self, ctx: lightbulb.Context, caller: Caller, assistant: Assistant, settings: Settings, audit: AuditLog
+        self, ctx: lightbulb.Context, caller: Caller, assistant: Assistant, data_dir: DataDirectory, audit: AuditLog
     ) -> None:
         await ctx.defer(ephemeral=True)
         cases = await _test_cases(self.data, self.file)
         model = self.model or await assistant.active_model(caller.guild_id, caller.channel_id)
         await assistant.require_model(caller.guild_id, model)
         report = await evaluate(await assistant.backend_for(caller.guild_id, model), model, cases)
-        path = await _save_report(settings, _report_name("test", model), report.jsonl())
+        path = await _save_report(data_dir, caller.guild_id, _report_name("test", model), report.jsonl())
         await audit.record(
             "test.run", guild_id=caller.guild_id, actor_id=caller.user_id, target=model, details=report.summary()
         )
@@ -536,7 +537,7 @@ class TestCompare(
 
     @lightbulb.invoke
     async def invoke(
-        self, ctx: lightbulb.Context, caller: Caller, assistant: Assistant, settings: Settings, audit: AuditLog
+        self, ctx: lightbulb.Context, caller: Caller, assistant: Assistant, data_dir: DataDirectory, audit: AuditLog
     ) -> None:
         await ctx.defer(ephemeral=True)
         cases = await _test_cases(self.data, self.file)
@@ -551,7 +552,9 @@ class TestCompare(
         )
         wins_a, wins_b, ties = comparison.tally()
         report = comparison.jsonl()
-        path = await _save_report(settings, _report_name("compare", f"{self.model_a}-vs-{self.model_b}"), report)
+        path = await _save_report(
+            data_dir, caller.guild_id, _report_name("compare", f"{self.model_a}-vs-{self.model_b}"), report
+        )
         chart = await asyncio.to_thread(win_loss_chart_png, self.model_a, self.model_b, wins_a, wins_b, ties)
         await audit.record(
             "test.compare",

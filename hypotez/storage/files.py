@@ -1,17 +1,27 @@
-"""The data directory: paths given by members resolved safely inside it, listings for autocomplete,
-attachments streamed to disk, and zip archives with a verified manifest.
+"""The data directory: each guild's own area, paths given by members resolved safely inside it, listings for
+autocomplete, attachments streamed to disk, and zip archives with a verified manifest.
 
 Layout under ``settings.data_dir``::
 
-    datasets/   directories of dataset files for ``/dataset select``
-    exports/    files written by ``/dataset export`` (per guild)
-    archive/    zip archives (``/archive``, ``/dataset archive``), each with a ``manifest.json``
-    tmp/        attachments being received (never listed or served)
+    guilds/<guild id>/   one area per guild; every member-facing command works inside its guild's area only
+        datasets/        directories of dataset files for ``/dataset select``
+        exports/         files written by ``/dataset export``
+        archive/         zip archives (``/archive``, ``/dataset archive``), each with a ``manifest.json``
+        reports/         ``/test`` reports
+        tmp/             attachments being received, archives being staged (never listed or served)
+    training/            local training jobs and their models (operator area)
+    models/              local base models (operator area)
+    hypotez.db           the SQLite database (operator area)
 
-Member-supplied paths are relative to the data directory.  Refused: absolute paths, ``..``, NUL bytes,
-percent-encoded traversal, symbolic links that lead outside, device files, pipes and sockets, directories where
-a file is wanted, the SQLite database, dotfiles and the ``tmp`` area.  Every blocking call runs in a worker
-thread; files are read and written in chunks, never whole.
+The top of the data directory is the operator's: nothing outside ``guilds/<guild id>/`` is served, listed,
+archived or deleted by a member command.  :meth:`DataDirectory.for_guild` gives a guild's area, itself a
+:class:`DataDirectory` rooted there, so a path a member gives is relative to their guild's area and cannot reach
+another guild's.
+
+Member-supplied paths are relative to the area.  Refused: absolute paths, ``..``, NUL bytes, percent-encoded
+traversal, symbolic links that lead outside the area, device files, pipes and sockets, directories where a file
+is wanted, the SQLite database, dotfiles and the ``tmp`` area.  Every blocking call runs in a worker thread;
+files are read and written in chunks, never whole.
 """
 
 from __future__ import annotations
@@ -45,6 +55,9 @@ __all__ = [
     "ARCHIVE",
     "DATASETS",
     "EXPORTS",
+    "GUILDS",
+    "MODELS",
+    "REPORTS",
     "TMP",
     "TRAINING",
     "ArchiveInfo",
@@ -57,9 +70,21 @@ __all__ = [
 DATASETS = "datasets"
 EXPORTS = "exports"
 ARCHIVE = "archive"
+REPORTS = "reports"
 TMP = "tmp"
-#: Local training jobs and their models (hypotez.ml.local_models): in use, never archived.
+#: The guilds' areas, ``guilds/<guild id>/``, at the top of the data directory.
+GUILDS = "guilds"
+#: Local training jobs and their models (hypotez.ml.local_models): operator area, in use, never archived.
 TRAINING = "training"
+#: Local base models (``local:<name>``): operator area, never archived.
+MODELS = "models"
+
+#: Areas at the top of the data directory that are never archived, and what they hold.
+_OPERATOR_AREAS = (
+    (TRAINING, "local training jobs and the models the bot may be serving"),
+    (MODELS, "local base models"),
+    (GUILDS, "the servers' own files"),
+)
 
 #: Bytes read or written at a time.
 CHUNK = 1024 * 1024
@@ -133,11 +158,37 @@ class _Member:
 
 
 class DataDirectory:
-    """The bot's data directory.  ``hidden`` files (the SQLite database) are never listed, served or archived."""
+    """The bot's data directory, or (from :meth:`for_guild`) one guild's area of it.  ``hidden`` files (the SQLite
+    database) are never listed, served or archived.
 
-    def __init__(self, root: Path, *, hidden: Collection[Path] = ()) -> None:
+    Member-facing commands use only a guild's area: ``data_dir.for_guild(guild_id)``.  The top-level directory
+    is the operator's (training jobs, local models, the database).
+    """
+
+    def __init__(self, root: Path, *, hidden: Collection[Path] = (), guild_id: int | None = None) -> None:
         self.root = Path(os.path.realpath(root))
         self._hidden = {Path(os.path.realpath(p)) for p in hidden}
+        #: The guild whose area this is; ``None`` for the whole data directory (the operator's).
+        self.guild_id = guild_id
+        self._where = "the data directory" if guild_id is None else "this server's files"
+
+    def for_guild(self, guild_id: int | None) -> DataDirectory:
+        """The area of one guild, ``<data dir>/guilds/<guild_id>/``, as a :class:`DataDirectory` rooted there:
+        paths are relative to it and nothing outside it is reached.  Touches no disk (areas are created when
+        first written to).  Refuses ``None`` (a direct message) with a message for the member.
+
+        ``for_guild(gid).area(REPORTS)`` is where a guild's ``/test`` reports go (blocking: it creates the
+        folder), and ``for_guild(gid).relative(path)`` the path ``/getfile`` serves them by.
+        """
+        if guild_id is None:
+            raise InvalidInputError(
+                "Files and datasets belong to a server, each server its own; use this command in a server."
+            )
+        if self.guild_id is not None:
+            raise ValueError("already a guild's area")
+        if isinstance(guild_id, bool) or guild_id <= 0:
+            raise ValueError(f"not a guild id: {guild_id!r}")
+        return DataDirectory(self.root / GUILDS / str(guild_id), hidden=self._hidden, guild_id=guild_id)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DataDirectory:
@@ -151,21 +202,21 @@ class DataDirectory:
     # ------------------------------------------------------------------------------------------ paths
 
     def area(self, name: str) -> Path:
-        """A top-level area (``datasets``, ``exports``, ``archive``, ``tmp``), created when missing."""
+        """An area (``datasets``, ``exports``, ``archive``, ``reports``, ``tmp``), created when missing
+        (blocking)."""
         path = self.root / name
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def relative(self, path: Path) -> str:
-        """``path`` relative to the data directory, with ``/`` separators."""
+        """``path`` relative to this directory (a guild's area: the path ``/getfile`` takes), ``/`` separated."""
         return Path(os.path.realpath(path)).relative_to(self.root).as_posix()
 
-    @staticmethod
-    def parts(raw: str) -> list[str]:
+    def parts(self, raw: str) -> list[str]:
         """The components of a member-supplied relative path; refuses anything that could leave the directory."""
         text = raw.strip()
         if not text:
-            raise InvalidInputError("Give a path relative to the data directory.")
+            raise InvalidInputError(f"Give a path relative to {self._where}.")
         if "\x00" in text:
             raise InvalidInputError("That path contains a NUL byte; paths cannot contain one.")
         decoded = text
@@ -176,20 +227,19 @@ class DataDirectory:
             decoded = once
         if decoded != text and _ENCODED.search(text) and _escapes(decoded):
             raise InvalidInputError(
-                "Percent-encoded paths are not accepted (that one decodes to a path outside the data directory). "
+                f"Percent-encoded paths are not accepted (that one decodes to a path outside {self._where}). "
                 "Type the path as it is."
             )
         text = text.replace("\\", "/")
         if text.startswith(("/", "~")) or _DRIVE.match(text):
             raise InvalidInputError(
-                f"`{_show(raw)}` is an absolute path. Give a path relative to the data directory, "
-                "as autocomplete offers it."
+                f"`{_show(raw)}` is an absolute path. Give a path relative to {self._where}, as autocomplete offers it."
             )
         parts = [p for p in text.split("/") if p not in {"", "."}]
         if ".." in parts:
-            raise InvalidInputError(f"`{_show(raw)}` contains `..`; paths must stay inside the data directory.")
+            raise InvalidInputError(f"`{_show(raw)}` contains `..`; paths must stay inside {self._where}.")
         if not parts:
-            raise InvalidInputError("Give a path relative to the data directory, not the directory itself.")
+            raise InvalidInputError(f"Give a path relative to {self._where}, not the directory itself.")
         return parts
 
     def _is_hidden(self, real: Path) -> bool:
@@ -202,17 +252,15 @@ class DataDirectory:
         # Checked before existence, so a link cannot be used to probe what exists outside.
         real = Path(os.path.realpath(candidate))
         if real != self.root and not real.is_relative_to(self.root):
-            raise InvalidInputError(
-                f"`{_show(raw)}` is a link that leads outside the data directory; it is not served."
-            )
+            raise InvalidInputError(f"`{_show(raw)}` is a link that leads outside {self._where}; it is not served.")
         if not os.path.lexists(candidate) or not real.exists():
-            raise NotFoundError("file", raw, f"There is nothing at `{_show(raw)}` in the data directory.")
+            raise NotFoundError("file", raw, f"There is nothing at `{_show(raw)}` in {self._where}.")
         if self._is_hidden(real):
             raise InvalidInputError(f"`{_show(raw)}` is not served (the database, temporary or hidden files).")
         return real
 
     def resolve_file(self, raw: str, *, limit: int) -> SafeFile:
-        """A regular file of at most ``limit`` bytes inside the data directory (blocking; see :meth:`file`)."""
+        """A regular file of at most ``limit`` bytes inside this directory (blocking; see :meth:`file`)."""
         real = self._check_inside(raw, self.root.joinpath(*self.parts(raw)))
         info = os.stat(real)
         if stat.S_ISDIR(info.st_mode):
@@ -235,7 +283,7 @@ class DataDirectory:
         return await asyncio.to_thread(self.resolve_file, raw, limit=limit)
 
     def resolve_directory(self, raw: str, *, area: str | None = None) -> Path:
-        """A directory inside the data directory (inside ``area`` when given, ``raw`` being relative to it)."""
+        """A directory inside this directory (inside ``area`` when given, ``raw`` being relative to it)."""
         parts = self.parts(raw)
         base = self.root / area if area else self.root
         real = self._check_inside(raw, base.joinpath(*parts))
@@ -244,7 +292,7 @@ class DataDirectory:
         if not real.is_dir():
             raise InvalidInputError(f"`{_show(raw)}` is not a directory.")
         if real == self.root:
-            raise InvalidInputError("Give a directory inside the data directory, not the directory itself.")
+            raise InvalidInputError(f"Give a directory inside {self._where}, not the directory itself.")
         return real
 
     async def directory(self, raw: str, *, area: str | None = None) -> Path:
@@ -289,11 +337,11 @@ class DataDirectory:
         return matches[:limit]
 
     def suggest_files(self, typed: str, *, limit: int = 25) -> list[str]:
-        """Files in the data directory whose path contains ``typed`` (blocking)."""
+        """Files in this directory whose path contains ``typed`` (blocking)."""
         return self._suggest(typed, self.root, want_dirs=False, limit=limit)
 
     def suggest_directories(self, typed: str, *, area: str | None = None, limit: int = 25) -> list[str]:
-        """Directories (relative to ``area`` or the data directory) whose path contains ``typed`` (blocking)."""
+        """Directories (relative to ``area`` or this directory) whose path contains ``typed`` (blocking)."""
         base = self.root / area if area else self.root
         exclude = () if area else (ARCHIVE, TMP)
         return self._suggest(typed, base, want_dirs=True, limit=limit, exclude=exclude)
@@ -372,11 +420,10 @@ class DataDirectory:
         rel = self.relative(directory)
         if rel.split("/")[0] in {ARCHIVE, TMP}:
             raise InvalidInputError(f"`{rel}` is inside the `{rel.split('/')[0]}/` area; it cannot be archived.")
-        training = self.root / TRAINING
-        if directory == training or directory.is_relative_to(training) or training.is_relative_to(directory):
-            raise InvalidInputError(
-                f"`{rel}` holds local training jobs and the models the bot may be serving; it cannot be archived."
-            )
+        for operator, what in _OPERATOR_AREAS:
+            held = self.root / operator
+            if self.guild_id is None and (directory.is_relative_to(held) or held.is_relative_to(directory)):
+                raise InvalidInputError(f"`{rel}` holds {what}; it cannot be archived.")
         if any(h.is_relative_to(directory) for h in self._hidden):
             raise InvalidInputError(f"`{rel}` holds the database; it cannot be archived.")
         members: list[_Member] = []

@@ -169,7 +169,11 @@ class Feedback(Base):
     """A rating of a reply (thumbs: -1/+1) or general feedback (1-5 with text)."""
 
     __tablename__ = "feedback"
-    __table_args__ = (Index("ix_feedback_guild_created", "guild_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_feedback_guild_created", "guild_id", "created_at"),
+        # One thumb and one rating per member per reply (general feedback, without a reply, is not limited).
+        UniqueConstraint("reply_id", "author_id", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     reply_id: Mapped[int | None] = mapped_column(ForeignKey("bot_replies.id", ondelete="SET NULL"))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from typing import cast as cast_type
 
-from sqlalchemy import and_, case, delete, func, insert, literal, select, update
+from sqlalchemy import Text, and_, case, cast, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hypotez.errors import InvalidInputError, NotFoundError
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Sequence
 
+    from sqlalchemy import Select, Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from hypotez.storage.db import Database
@@ -36,6 +39,7 @@ __all__ = [
     "AuditLog",
     "CorrectionRepository",
     "DatasetCounts",
+    "DatasetOverview",
     "DatasetRepository",
     "EffectiveSettings",
     "FeedbackRepository",
@@ -43,6 +47,7 @@ __all__ = [
     "MessagePart",
     "ModelFeedbackStats",
     "ReplyRepository",
+    "StoredExample",
     "content_hash",
     "examples_from_correction",
 ]
@@ -392,26 +397,7 @@ class FeedbackRepository:
 
     async def rate(self, reply: BotReply, *, author_id: int, up: bool) -> Feedback:
         """A member's thumb on a reply; pressing again replaces their earlier thumb."""
-        async with self._db.session() as session, session.begin():
-            existing = await session.scalar(
-                select(Feedback).where(
-                    Feedback.reply_id == reply.id, Feedback.author_id == author_id, Feedback.kind == "thumbs"
-                )
-            )
-            if existing is None:
-                existing = Feedback(
-                    reply_id=reply.id,
-                    guild_id=reply.guild_id,
-                    channel_id=reply.channel_id,
-                    author_id=author_id,
-                    kind="thumbs",
-                    model=reply.model,
-                    rating=0,
-                )
-                session.add(existing)
-            existing.rating = 1 if up else -1
-            existing.created_at = utcnow()
-        return existing
+        return await self._put(reply, author_id=author_id, kind="thumbs", rating=1 if up else -1, comment=None)
 
     async def add_rating(
         self,
@@ -423,21 +409,55 @@ class FeedbackRepository:
         comment: str | None,
         reply: BotReply | None,
     ) -> Feedback:
+        """A 1-5 rating with a comment: about one reply (a member's later rating replaces theirs) or general."""
         if not 1 <= rating <= 5:
             raise InvalidInputError("A rating is a whole number from 1 to 5.")
+        if reply is not None:
+            return await self._put(reply, author_id=author_id, kind="rating", rating=rating, comment=comment or None)
         async with self._db.session() as session, session.begin():
             feedback = Feedback(
-                reply_id=reply.id if reply else None,
+                reply_id=None,
                 guild_id=guild_id,
                 channel_id=channel_id,
                 author_id=author_id,
                 kind="rating",
                 rating=rating,
                 comment=comment or None,
-                model=reply.model if reply else None,
+                model=None,
             )
             session.add(feedback)
         return feedback
+
+    async def _put(self, reply: BotReply, *, author_id: int, kind: str, rating: int, comment: str | None) -> Feedback:
+        """Insert or replace a member's feedback of one kind on a reply (one row each: a unique constraint;
+        a concurrent double click that loses the insert replaces the winner's row instead)."""
+        for attempt in range(2):
+            try:
+                async with self._db.session() as session, session.begin():
+                    existing = await session.scalar(
+                        select(Feedback).where(
+                            Feedback.reply_id == reply.id, Feedback.author_id == author_id, Feedback.kind == kind
+                        )
+                    )
+                    if existing is None:
+                        existing = Feedback(
+                            reply_id=reply.id,
+                            guild_id=reply.guild_id,
+                            channel_id=reply.channel_id,
+                            author_id=author_id,
+                            kind=kind,
+                            model=reply.model,
+                            rating=rating,
+                        )
+                        session.add(existing)
+                    existing.rating = rating
+                    existing.comment = comment
+                    existing.created_at = utcnow()
+                return existing
+            except IntegrityError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def for_reply(self, reply_id: int) -> list[Feedback]:
         async with self._db.session() as session:
@@ -510,6 +530,118 @@ class DatasetCounts:
         return dict(sorted(totals.items()))
 
 
+@dataclass(frozen=True, slots=True)
+class StoredExample:
+    """A stored example's fields, read without building ORM objects (datasets run to tens of thousands)."""
+
+    id: int
+    kind: str
+    label: str
+    origin: str
+    source_ref: str | None
+    messages: list[dict[str, Any]]
+    preferred: str | None
+    rejected: str | None
+    token_count: int
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetOverview:
+    """What training would use of one version, from SQL aggregates (``/dataset show``).
+
+    ``supervised``: positive chat examples and preference pairs, a pair not counted again when a positive chat
+    example of the same source (a correction's two examples) says the same; ``supervised_tokens`` estimates
+    their tokens (a pair without its other answer).  ``stored_pairs``: preference pairs as stored.
+    ``sample_supervised`` and ``sample_pair``: the first example of each, ``None`` when there is none.
+    """
+
+    supervised: int
+    supervised_tokens: int
+    stored_pairs: int
+    positive_chats: int
+    negative_chats: int
+    sample_supervised: StoredExample | None
+    sample_pair: StoredExample | None
+
+
+#: How many examples one INSERT writes, and one fetch reads, at a time: each chunk is a short stretch of event
+#: loop work with a wait on the database between chunks.
+EXAMPLE_CHUNK = 1000
+#: The examples' table: bulk INSERTs go to it directly, without the ORM's per-row bookkeeping.
+_EXAMPLES = cast_type("Table", DatasetExample.__table__)
+_EXAMPLE_FIELDS = (
+    "kind",
+    "label",
+    "origin",
+    "source_ref",
+    "messages",
+    "preferred",
+    "rejected",
+    "token_count",
+    "content_hash",
+)
+
+
+def _stored_columns() -> tuple[Any, ...]:
+    # ``messages`` as the JSON text the database holds: decoded in a worker thread, not by the driver on the loop.
+    return (
+        DatasetExample.id,
+        DatasetExample.kind,
+        DatasetExample.label,
+        DatasetExample.origin,
+        DatasetExample.source_ref,
+        cast(DatasetExample.messages, Text),
+        DatasetExample.preferred,
+        DatasetExample.rejected,
+        DatasetExample.token_count,
+        DatasetExample.content_hash,
+    )
+
+
+def _stored(row: Sequence[Any]) -> StoredExample:
+    ident, kind, label, origin, source_ref, messages, preferred, rejected, tokens, digest = row[:10]
+    return StoredExample(
+        int(ident),
+        str(kind),
+        str(label),
+        str(origin),
+        source_ref,
+        json.loads(messages) if isinstance(messages, str) else messages,
+        preferred,
+        rejected,
+        int(tokens),
+        str(digest),
+    )
+
+
+def _orm_examples(dataset_id: int, raw: Sequence[Sequence[Any]]) -> list[DatasetExample]:
+    examples: list[DatasetExample] = []
+    for row in raw:
+        stored = _stored(row)
+        examples.append(
+            DatasetExample(
+                id=stored.id,
+                dataset_id=dataset_id,
+                created_at=row[10],
+                **{name: getattr(stored, name) for name in _EXAMPLE_FIELDS},
+            )
+        )
+    return examples
+
+
+def _insert_rows(examples: Sequence[DatasetExample]) -> list[dict[str, Any]]:
+    """Column values of ``examples``, each content once (in order)."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for example in examples:
+        if example.content_hash in seen:
+            continue
+        seen.add(example.content_hash)
+        rows.append({name: getattr(example, name) for name in _EXAMPLE_FIELDS})
+    return rows
+
+
 class DatasetRepository:
     """Datasets and their examples.  A dataset is a name in a guild with numbered versions; a version's
     examples never change once written (``corrections``, kept live by :class:`CorrectionRepository`, excepted).
@@ -578,8 +710,11 @@ class DatasetRepository:
     ) -> tuple[Dataset, int, int]:
         """Write a new version of ``name`` holding ``examples`` (and, with ``extend``, the newest live version's).
 
-        Returns the version, how many examples were added, and how many were already there.
+        Returns the version, how many examples were added, and how many were already there.  The examples are
+        written with bulk INSERTs of :data:`EXAMPLE_CHUNK` rows (their values read in a worker thread), not as ORM
+        objects; the previous version's are copied inside the database.
         """
+        rows = await asyncio.to_thread(_insert_rows, examples)
         try:
             async with self._db.session() as session, session.begin():
                 previous = await session.scalar(
@@ -616,14 +751,13 @@ class DatasetRepository:
                             ),
                         )
                     )
-                added = 0
-                for example in examples:
-                    if example.content_hash in known:
-                        continue
-                    known.add(example.content_hash)
-                    example.dataset_id = dataset.id
-                    session.add(example)
-                    added += 1
+                new_rows = [row for row in rows if row["content_hash"] not in known] if known else rows
+                for start in range(0, len(new_rows), EXAMPLE_CHUNK):
+                    chunk = new_rows[start : start + EXAMPLE_CHUNK]
+                    for row in chunk:
+                        row["dataset_id"] = dataset.id
+                    await session.execute(insert(_EXAMPLES), chunk)
+                added = len(new_rows)
                 if added == 0 and known:
                     assert previous is not None
                     raise InvalidInputError(
@@ -636,12 +770,76 @@ class DatasetRepository:
         return dataset, added, len(examples) - added
 
     async def examples(self, dataset_id: int, *, kind: str | None = None) -> list[DatasetExample]:
-        """A version's examples in the order they were added."""
-        query = select(DatasetExample).where(DatasetExample.dataset_id == dataset_id)
+        """A version's examples in the order they were added (detached objects, built in a worker thread)."""
+        raw = await self._fetch(self._example_query(dataset_id, kind, DatasetExample.created_at))
+        return await asyncio.to_thread(_orm_examples, dataset_id, raw)
+
+    async def rows(self, dataset_id: int, *, kind: str | None = None) -> list[StoredExample]:
+        """A version's examples in the order they were added, as plain values: read in chunks, decoded in a
+        worker thread, so a large dataset does not hold up the event loop."""
+        raw = await self._fetch(self._example_query(dataset_id, kind))
+        return await asyncio.to_thread(lambda: [_stored(row) for row in raw])
+
+    @staticmethod
+    def _example_query(dataset_id: int, kind: str | None, *extra: Any) -> Select[*tuple[Any, ...]]:
+        query = select(*_stored_columns(), *extra).where(DatasetExample.dataset_id == dataset_id)
         if kind is not None:
             query = query.where(DatasetExample.kind == kind)
+        return query.order_by(DatasetExample.id)
+
+    async def _fetch(self, query: Select[*tuple[Any, ...]]) -> list[Any]:
+        """Every row of ``query`` (ordered by example id, the id first), a page of :data:`EXAMPLE_CHUNK` rows per
+        round trip: the event loop runs other work between pages."""
+        raw: list[Any] = []
+        last = 0
         async with self._db.session() as session:
-            return list((await session.scalars(query.order_by(DatasetExample.id))).all())
+            while True:
+                page = (await session.execute(query.where(DatasetExample.id > last).limit(EXAMPLE_CHUNK))).all()
+                raw += page
+                if len(page) < EXAMPLE_CHUNK:
+                    return raw
+                last = int(page[-1][0])
+
+    async def overview(self, dataset_id: int) -> DatasetOverview:
+        """What training would use of a version, counted by the database (see :class:`DatasetOverview`)."""
+        ex = DatasetExample
+        in_version = ex.dataset_id == dataset_id
+        positive_chat = and_(ex.kind == "chat", ex.label == "positive")
+        negative_chat = and_(ex.kind == "chat", ex.label != "positive")
+        pair = ex.kind == "preference"
+        # A pair whose source also gave a positive chat example (a correction gives both) adds no supervised line.
+        twins = select(ex.source_ref).where(in_version, positive_chat, ex.source_ref.is_not(None))
+        twinned = and_(ex.source_ref.is_not(None), ex.source_ref.in_(twins.scalar_subquery()))
+        counted_pair = and_(pair, ~twinned)
+        # A pair's supervised line holds one of its answers: the other one's tokens (about 4 characters each) out.
+        unused = case((ex.label == "negative", ex.preferred), else_=ex.rejected)
+        pair_tokens = ex.token_count - (func.coalesce(func.length(unused), 0) + 3) // 4
+        totals = select(
+            func.coalesce(func.sum(case((positive_chat, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((negative_chat, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((counted_pair, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((pair, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((positive_chat, ex.token_count), (counted_pair, pair_tokens), else_=0)), 0),
+        ).where(in_version)
+        async with self._db.session() as session:
+            positives, negatives, pairs_used, pairs, tokens = (await session.execute(totals)).one()
+            first_supervised = (
+                await session.execute(
+                    select(*_stored_columns()).where(in_version, positive_chat | pair).order_by(ex.id).limit(1)
+                )
+            ).first()
+            first_pair = (
+                await session.execute(select(*_stored_columns()).where(in_version, pair).order_by(ex.id).limit(1))
+            ).first()
+        return DatasetOverview(
+            supervised=int(positives) + int(pairs_used),
+            supervised_tokens=max(int(tokens), 0),
+            stored_pairs=int(pairs),
+            positive_chats=int(positives),
+            negative_chats=int(negatives),
+            sample_supervised=_stored(first_supervised) if first_supervised is not None else None,
+            sample_pair=_stored(first_pair) if first_pair is not None else None,
+        )
 
     async def counts(self, dataset_ids: Sequence[int]) -> dict[int, DatasetCounts]:
         """Example counts and tokens of each version in ``dataset_ids``."""
@@ -692,7 +890,9 @@ class DatasetRepository:
     ) -> list[Correction]:
         """Corrections in a guild, optionally since a time, in a channel, of one model's replies."""
         query = (
-            select(Correction).join(BotReply, BotReply.id == Correction.reply_id).where(Correction.guild_id == guild_id)
+            select(Correction)
+            .join(BotReply, BotReply.id == Correction.reply_id)
+            .where(Correction.guild_id == guild_id, BotReply.guild_id == guild_id)
         )
         if since is not None:
             query = query.where(Correction.updated_at >= since)
@@ -706,9 +906,15 @@ class DatasetRepository:
     async def rated_replies(
         self, guild_id: int, *, since: dt.datetime | None, channel_id: int | None, model: str | None
     ) -> list[tuple[BotReply, list[tuple[str, int]]]]:
-        """Replies with feedback under the same filters, each with its ``(kind, rating)`` pairs."""
-        query = select(Feedback.reply_id, Feedback.kind, Feedback.rating).where(
-            Feedback.guild_id == guild_id, Feedback.reply_id.is_not(None)
+        """Replies with feedback under the same filters, each with its ``(kind, rating)`` pairs.
+
+        Both the feedback and the reply must belong to ``guild_id``: feedback left in one guild on another guild's
+        reply never brings that conversation into this guild's datasets.
+        """
+        query = (
+            select(Feedback.reply_id, Feedback.kind, Feedback.rating)
+            .join(BotReply, BotReply.id == Feedback.reply_id)
+            .where(Feedback.guild_id == guild_id, BotReply.guild_id == guild_id)
         )
         if since is not None:
             query = query.where(Feedback.created_at >= since)
@@ -724,7 +930,10 @@ class DatasetRepository:
                     ratings.setdefault(int(reply_id), []).append((str(kind), int(rating)))
             if not ratings:
                 return []
+            rated = query.with_only_columns(Feedback.reply_id).scalar_subquery()
             replies = (
-                await session.scalars(select(BotReply).where(BotReply.id.in_(list(ratings))).order_by(BotReply.id))
+                await session.scalars(
+                    select(BotReply).where(BotReply.guild_id == guild_id, BotReply.id.in_(rated)).order_by(BotReply.id)
+                )
             ).all()
-        return [(reply, ratings[reply.id]) for reply in replies]
+        return [(reply, ratings[reply.id]) for reply in replies if reply.id in ratings]

@@ -162,6 +162,7 @@ def upgrade() -> None:
             ["reply_id"], ["bot_replies.id"], name=op.f("fk_feedback_reply_id_bot_replies"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feedback")),
+        sa.UniqueConstraint("reply_id", "author_id", "kind", name=op.f("uq_feedback_reply_id")),
     )
     with op.batch_alter_table("feedback", schema=None) as batch_op:
         batch_op.create_index("ix_feedback_guild_created", ["guild_id", "created_at"], unique=False)
