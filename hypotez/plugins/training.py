@@ -26,7 +26,7 @@ from hypotez.ml.trainers.base import TrainingMethod, TrainingRequest
 from hypotez.ml.training_data import load_training_data, validate_for
 from hypotez.permissions import Caller
 from hypotez.plugins._checks import require
-from hypotez.plugins._files import attachment_chunks, check_upload
+from hypotez.plugins._files import allowed, attachment_chunks, check_upload, choices
 from hypotez.plugins._jobs_ui import JobActions, JobMessages, render
 from hypotez.plugins.chat import model_autocomplete
 from hypotez.plugins.feedback import read_text_attachment
@@ -48,17 +48,17 @@ async def job_autocomplete(
     services: Services = lightbulb.di.INJECTED,
 ) -> None:
     """Recent jobs of this server, newest first: ``#12 succeeded · local · ft-name`` (for trainers only)."""
-    if not (await services.caller(ctx.interaction)).can(Capability.TRAIN):
+    if not await allowed(ctx, services, Capability.TRAIN):
         await ctx.respond([])
         return
     typed = str(ctx.focused.value or "").lstrip("#").strip()
-    choices: list[hikari.impl.AutocompleteChoiceBuilder] = []
+    offered: list[hikari.impl.AutocompleteChoiceBuilder] = []
     for job in await jobs.list(ctx.interaction.guild_id, limit=50):
         label = f"#{job.id} {job.status} · {job.trainer} · {job.base_model}"
         if typed and typed not in str(job.id) and typed.lower() not in label.lower():
             continue
-        choices.append(hikari.impl.AutocompleteChoiceBuilder(name=label[:100], value=str(job.id)))
-    await ctx.respond(choices[:25])
+        offered.append(hikari.impl.AutocompleteChoiceBuilder(name=label[:100], value=str(job.id)))
+    await ctx.respond(offered[:25])
 
 
 def _job_id(value: str) -> int:
@@ -81,12 +81,12 @@ async def dataset_autocomplete(
     services: Services = lightbulb.di.INJECTED,
 ) -> None:
     """Dataset names of this server (for trainers only)."""
-    if not (await services.caller(ctx.interaction)).can(Capability.TRAIN):
+    if not await allowed(ctx, services, Capability.TRAIN):
         await ctx.respond([])
         return
     typed = str(ctx.focused.value or "").lower()
     names = [d.name for d in await datasets.latest(int(ctx.interaction.guild_id or 0))]
-    await ctx.respond([n for n in names if typed in n.lower()][:25])
+    await ctx.respond(choices([n for n in names if typed in n.lower()]))
 
 
 @loader.command
