@@ -380,3 +380,18 @@ class FakeClient:
 
     async def __aexit__(self, *_: object) -> None:
         await self.client.close()
+
+
+@pytest.mark.asyncio
+async def test_polling_fetches_only_new_events(hz: Hypotez) -> None:
+    await seed_corrections(hz.services, 10)
+    await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
+    job = await _run_to_end(hz.services, (await _job(hz.services)).id)
+    stored = await hz.services.jobs.events(job.id)
+    trainer = hz.services.jobs.trainer("openai")
+    assert job.external_id is not None
+    before = len([r for r in hz.openai.requests if r.path.endswith("/events")])
+    again = await trainer.events(job.external_id)
+    assert [e for e in again if e.kind != "checkpoint"] == []  # nothing new since the last poll
+    assert len([r for r in hz.openai.requests if r.path.endswith("/events")]) == before + 1  # one page read
+    assert len(stored) == len({e.external_id for e in stored})  # and nothing was stored twice

@@ -67,6 +67,7 @@ class OpenAITrainer:
     def __init__(self, client: openai.AsyncOpenAI, *, today: dt.date | None = None) -> None:
         self.client = client
         self._today = today
+        self._newest_seen: dict[str, str] = {}
 
     def _check_deadline(self) -> None:
         today = self._today or dt.datetime.now(dt.UTC).date()
@@ -166,9 +167,17 @@ class OpenAITrainer:
         )
 
     async def events(self, external_id: str) -> list[JobEventRecord]:
+        """New events since the last call (all of them on the first call), oldest first.
+
+        The API lists newest first, one page at a time: paging stops at the newest event already seen, so a
+        long job's every poll costs one request instead of one per hundred events.
+        """
         records: list[JobEventRecord] = []
+        seen = self._newest_seen.get(external_id)
         try:
             async for event in self.client.fine_tuning.jobs.list_events(external_id, limit=100):
+                if event.id == seen:
+                    break
                 data = _as_dict(event.data)
                 records.append(
                     JobEventRecord(
@@ -180,6 +189,8 @@ class OpenAITrainer:
                         data=data,
                     )
                 )
+            if records:
+                self._newest_seen[external_id] = records[0].external_id
             records.reverse()  # the API lists newest first
             # Checkpoints (the last epochs' models, usable for chat) are events too.
             async for checkpoint in self.client.fine_tuning.jobs.checkpoints.list(external_id, limit=100):
