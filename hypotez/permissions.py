@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import hikari
 
 from hypotez.config import OPEN_BY_DEFAULT, Capability, Settings
 from hypotez.errors import PermissionDeniedError
+from hypotez.storage.repositories import EffectiveSettings
 
 if TYPE_CHECKING:
     from hypotez.storage.repositories import GuildSettingsRepository
 
 __all__ = ["Caller", "caller_from_message", "has_capability", "resolve_caller"]
+
+#: Where no server settings apply (direct messages).
+NO_SETTINGS = EffectiveSettings(None, None, {})
 
 
 def has_capability(
@@ -51,6 +55,8 @@ class Caller:
     is_admin: bool = False
     role_ids: frozenset[int] = frozenset()
     grants: Mapping[str, Sequence[int]] = field(default_factory=dict[str, Sequence[int]])
+    #: The settings in force in the caller's channel, read with the grants (one query serves both).
+    here: EffectiveSettings = NO_SETTINGS
 
     def can(self, capability: Capability) -> bool:
         return has_capability(
@@ -85,19 +91,19 @@ async def caller_from_message(
         channel_id=channel_id,
         is_admin=any(role.permissions & hikari.Permissions.ADMINISTRATOR for role in roles),
         role_ids=frozenset(int(r) for r in member.role_ids) if member is not None else frozenset(),
-        grants=await _grants(settings, guild_settings, guild_id, channel_id),
+        **await _grants(settings, guild_settings, guild_id, channel_id),
     )
 
 
 async def _grants(
     settings: Settings, guild_settings: GuildSettingsRepository, guild_id: int, channel_id: int
-) -> dict[str, list[int]]:
-    """Role grants of a guild: the settings file's, merged with those stored in the database."""
+) -> dict[str, Any]:
+    """``grants`` (the settings file's, merged with those stored in the database) and ``here`` for a Caller."""
     grants: dict[str, list[int]] = {cap.value: roles for cap, roles in settings.guild_roles(guild_id).items()}
     stored = await guild_settings.effective(guild_id, channel_id)
     for cap, roles in stored.capability_roles.items():
         grants[cap] = sorted({*grants.get(cap, []), *roles})
-    return grants
+    return {"grants": grants, "here": stored}
 
 
 async def resolve_caller(
@@ -114,7 +120,6 @@ async def resolve_caller(
     if guild_id is None or not isinstance(member, hikari.InteractionMember):
         return Caller(user_id=user_id, guild_id=None, channel_id=channel_id)
 
-    grants = await _grants(settings, guild_settings, guild_id, channel_id)
     is_admin = bool(member.permissions & hikari.Permissions.ADMINISTRATOR)
     return Caller(
         user_id=user_id,
@@ -122,5 +127,5 @@ async def resolve_caller(
         channel_id=channel_id,
         is_admin=is_admin,
         role_ids=frozenset(int(r) for r in member.role_ids),
-        grants=grants,
+        **await _grants(settings, guild_settings, guild_id, channel_id),
     )

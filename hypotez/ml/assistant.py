@@ -16,7 +16,12 @@ if TYPE_CHECKING:
     from hypotez.config import Settings
     from hypotez.ml.chat import ChatBackend, ChatMessage, ChatResult, TextCallback
     from hypotez.storage.db import Database
-    from hypotez.storage.repositories import GuildSettingsRepository, MessagePart, ReplyRepository
+    from hypotez.storage.repositories import (
+        EffectiveSettings,
+        GuildSettingsRepository,
+        MessagePart,
+        ReplyRepository,
+    )
 
 __all__ = ["Assistant", "ChatBackends", "PreparedChat"]
 
@@ -144,9 +149,13 @@ class Assistant:
         author_id: int,
         parent: BotReply | None = None,
         model: str | None = None,
+        here: EffectiveSettings | None = None,
     ) -> PreparedChat:
-        """Pick the model and build the messages: system prompt, earlier turns within budget, the new one."""
-        effective = await self._guild_settings.effective(guild_id, channel_id)
+        """Pick the model and build the messages: system prompt, earlier turns within budget, the new one.
+
+        ``here`` is the channel's settings when the caller already read them (saves a query).
+        """
+        effective = here if here is not None else await self._guild_settings.effective(guild_id, channel_id)
         if model is not None:
             await self.require_model(guild_id, model)
         chosen = model or effective.active_model or self._settings.chat_model

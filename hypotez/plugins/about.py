@@ -7,9 +7,9 @@ import lightbulb
 
 import hypotez
 from hypotez.config import Capability, Settings
+from hypotez.permissions import Caller
 from hypotez.plugins._checks import require
 from hypotez.storage import Database
-from hypotez.storage.repositories import GuildSettingsRepository
 from hypotez.voice.stt import Transcriber
 
 loader = lightbulb.Loader()
@@ -23,13 +23,12 @@ class About(
     async def invoke(
         self,
         ctx: lightbulb.Context,
+        caller: Caller,
         settings: Settings,
         db: Database,
-        guild_settings: GuildSettingsRepository,
         transcriber: Transcriber,
     ) -> None:
-        effective = await guild_settings.effective(ctx.guild_id, ctx.channel_id)
-        model = effective.active_model or settings.chat_model
+        model = caller.here.active_model or settings.chat_model
         whisper = settings.whisper_model + (" (loaded)" if transcriber.loaded else "")
         embed = (
             hikari.Embed(

@@ -84,6 +84,7 @@ class Chat(
             author_id=caller.user_id,
             parent=await _thread_parent(ctx, replies),
             model=self.model,
+            here=caller.here,
         )
         reply = await deliver(
             assistant,
@@ -210,7 +211,12 @@ async def continue_conversation(
     target = ChannelTarget(rest, int(message.channel_id), int(message.id))
     try:
         prepared = await services.assistant.prepare(
-            text, guild_id=caller.guild_id, channel_id=caller.channel_id, author_id=caller.user_id, parent=parent
+            text,
+            guild_id=caller.guild_id,
+            channel_id=caller.channel_id,
+            author_id=caller.user_id,
+            parent=parent,
+            here=caller.here,
         )
     except Exception as exc:  # the member gets an answer either way; unexpected errors are logged
         await target.fail(describe_error(exc, where="reply to the bot"))
