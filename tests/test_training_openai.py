@@ -395,3 +395,38 @@ async def test_polling_fetches_only_new_events(hz: Hypotez) -> None:
     assert [e for e in again if e.kind != "checkpoint"] == []  # nothing new since the last poll
     assert len([r for r in hz.openai.requests if r.path.endswith("/events")]) == before + 1  # one page read
     assert len(stored) == len({e.external_id for e in stored})  # and nothing was stored twice
+
+
+@pytest.mark.asyncio
+async def test_two_replicas_racing_identical_requests_start_one_job(hz: Hypotez) -> None:
+    import asyncio
+
+    from hypotez.ml.jobs import JobSpec, JobTracker
+    from hypotez.ml.trainers.base import TrainingMethod, TrainingRequest
+
+    hz.openai.auto_advance = False
+    trainer = hz.services.jobs.trainer("openai")
+    # Two processes sharing the database: separate trackers, no lock in common.
+    replicas = [JobTracker(hz.services.db, {"openai": trainer}) for _ in range(2)]
+    spec = JobSpec(
+        trainer="openai",
+        base_model="gpt-4o-mini",
+        method="supervised",
+        hyperparameters={},
+        data_fingerprint="same-data",
+        guild_id=GUILD_ID,
+        requested_by=USER_ID,
+    )
+    examples = [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]} for i in range(10)
+    ]
+
+    async def request(job_key: str) -> TrainingRequest:
+        return TrainingRequest(job_key, "gpt-4o-mini", TrainingMethod.SUPERVISED, examples)
+
+    results = await asyncio.gather(
+        *(replica.submit(spec, request, idempotency_key=f"interaction:{i}") for i, replica in enumerate(replicas))
+    )
+    assert sorted(created for _, created in results) == [False, True]
+    assert results[0][0].id == results[1][0].id
+    assert len(hz.openai.jobs) == 1

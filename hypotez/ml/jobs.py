@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
 from hypotez.errors import HypotezError, InvalidInputError, NotFoundError
 from hypotez.ml.trainers.base import JobEventRecord, JobState, Trainer, TrainingRequest
-from hypotez.storage.models import JobEvent, RegisteredModel, TrainingJob, utcnow
+from hypotez.storage.models import ACTIVE_JOB, JobEvent, RegisteredModel, TrainingJob, utcnow
 
 if TYPE_CHECKING:
     from hypotez.storage.db import Database
@@ -139,6 +139,7 @@ class JobTracker:
         exists.  Returns the job and whether it was started by this call.
         """
         trainer = self.trainer(spec.trainer)
+        await self.fail_interrupted()  # a start that never finished must not block this request forever
         async with self._submit_lock:
             duplicate = await self.find_duplicate(spec)
             if duplicate is not None:
@@ -160,7 +161,8 @@ class JobTracker:
         return refreshed, True
 
     async def _insert(self, spec: JobSpec, idempotency_key: str) -> TrainingJob | tuple[TrainingJob, bool]:
-        """The new job's row, or ``(existing, False)`` when this key was already used."""
+        """The new job's row, or ``(existing, False)`` when this key was already used or an identical request
+        is unfinished — checked by the database itself, so replicas sharing it cannot both start one."""
         job = TrainingJob(
             guild_id=spec.guild_id,
             requested_by=spec.requested_by,
@@ -181,9 +183,14 @@ class JobTracker:
         except IntegrityError:
             async with self._db.session() as session:
                 existing = await session.scalar(
-                    select(TrainingJob).where(TrainingJob.idempotency_key == idempotency_key)
+                    select(TrainingJob).where(
+                        or_(
+                            TrainingJob.idempotency_key == idempotency_key,
+                            and_(TrainingJob.request_hash == job.request_hash, text(ACTIVE_JOB)),
+                        )
+                    )
                 )
-            if existing is None:  # pragma: no cover - the constraint names this key
+            if existing is None:  # pragma: no cover - one of the two constraints names it
                 raise
             return existing, False
         return job

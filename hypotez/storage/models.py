@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -223,10 +224,24 @@ class DatasetExample(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+#: The states of a job that has not finished (see hypotez.ml.trainers.base.JobState).
+ACTIVE_JOB = "status IN ('pending', 'validating', 'queued', 'running')"
+
+
 class TrainingJob(Base):
     """A fine-tuning job, persisted so it is polled and resumed across restarts."""
 
     __tablename__ = "training_jobs"
+    __table_args__ = (
+        # At most one unfinished job per identical request, across every process sharing the database.
+        Index(
+            "uq_training_jobs_active_request",
+            "request_hash",
+            unique=True,
+            sqlite_where=text(ACTIVE_JOB),
+            postgresql_where=text(ACTIVE_JOB),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     guild_id: Mapped[int | None] = mapped_column(Snowflake)

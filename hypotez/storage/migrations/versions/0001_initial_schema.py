@@ -212,6 +212,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("training_jobs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_training_jobs_request_hash"), ["request_hash"], unique=False)
+        batch_op.create_index(
+            "uq_training_jobs_active_request",
+            ["request_hash"],
+            unique=True,
+            sqlite_where=sa.text(hypotez.storage.models.ACTIVE_JOB),
+            postgresql_where=sa.text(hypotez.storage.models.ACTIVE_JOB),
+        )
         batch_op.create_index(batch_op.f("ix_training_jobs_status"), ["status"], unique=False)
 
     op.create_table(
@@ -264,6 +271,7 @@ def downgrade() -> None:
     with op.batch_alter_table("training_jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_training_jobs_status"))
         batch_op.drop_index(batch_op.f("ix_training_jobs_request_hash"))
+        batch_op.drop_index("uq_training_jobs_active_request")
 
     op.drop_table("training_jobs")
     with op.batch_alter_table("reply_messages", schema=None) as batch_op:
