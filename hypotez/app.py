@@ -1,23 +1,25 @@
-"""Builds the bot: a hikari app (gateway or HTTP interactions), the lightbulb and miru clients, the services
-registered with lightbulb's dependency injection, the error handler, and every plugin."""
+"""Builds the bot: a hikari app (gateway or HTTP interactions), the lightbulb client, every service opened once
+and registered with lightbulb's dependency injection (with its teardown), the per-interaction
+:class:`~hypotez.permissions.Caller`, the component router, the error handler and every plugin.
+
+This is the one place where things are wired; commands, autocompletes, listeners and component handlers take
+what they need by type.
+"""
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import pkgutil
-import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import hikari
 import lightbulb
-import miru
 
 import hypotez.plugins
 from hypotez.config import Settings
-from hypotez.errors import ConfigError, HypotezError
+from hypotez.errors import ConfigError
 from hypotez.ml.assistant import Assistant, ChatBackends
 from hypotez.ml.chat import ChatBackend, OpenAICompatibleBackend
 from hypotez.ml.datasets import DatasetCatalog
@@ -26,7 +28,10 @@ from hypotez.ml.local_chat import LocalChatBackend
 from hypotez.ml.local_models import LocalModels
 from hypotez.ml.trainers.local import LocalTrainer
 from hypotez.ml.trainers.openai import OpenAITrainer
-from hypotez.permissions import Caller, resolve_caller
+from hypotez.permissions import Caller, caller_from_message, resolve_caller
+from hypotez.plugins._components import COMPONENT, ComponentRouter
+from hypotez.plugins._errors import handle_command_error
+from hypotez.plugins._job_status import JobMessages
 from hypotez.storage import Database
 from hypotez.storage.files import DataDirectory
 from hypotez.storage.repositories import (
@@ -40,11 +45,14 @@ from hypotez.storage.repositories import (
 from hypotez.voice.stt import Transcriber
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from hypotez.ml.trainers.base import Trainer
 
-__all__ = ["Hypotez", "Services", "assemble", "build_bot", "describe_error", "plugin_modules"]
+__all__ = ["INTENTS", "Hypotez", "assemble", "build_bot", "plugin_modules"]
 
 _LOGGER = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: Gateway intents: guild messages + MESSAGE_CONTENT to read voice messages and replies to the bot,
 #: voice states to join voice channels.
@@ -58,87 +66,46 @@ INTENTS = (
 
 
 @dataclass
-class Services:
-    """Everything plugins use, opened once per process and closed on shutdown."""
-
-    settings: Settings
-    db: Database
-    chat: ChatBackend
-    transcriber: Transcriber
-    guild_settings: GuildSettingsRepository = field(init=False)
-    audit: AuditLog = field(init=False)
-    replies: ReplyRepository = field(init=False)
-    corrections: CorrectionRepository = field(init=False)
-    feedback: FeedbackRepository = field(init=False)
-    data_dir: DataDirectory = field(init=False)
-    datasets: DatasetRepository = field(init=False)
-    catalog: DatasetCatalog = field(init=False)
-    backends: ChatBackends = field(init=False)
-    local_models: LocalModels = field(init=False)
-    assistant: Assistant = field(init=False)
-    jobs: JobTracker = field(init=False)
-    _closed: bool = field(init=False, default=False)
-
-    def __post_init__(self) -> None:
-        self.guild_settings = GuildSettingsRepository(self.db)
-        self.audit = AuditLog(self.db)
-        self.replies = ReplyRepository(self.db)
-        self.corrections = CorrectionRepository(self.db)
-        self.feedback = FeedbackRepository(self.db)
-        self.data_dir = DataDirectory.from_settings(self.settings)
-        self.datasets = DatasetRepository(self.db)
-        self.catalog = DatasetCatalog(self.settings, self.datasets, self.data_dir, self.audit)
-        self.local_models = LocalModels(self.settings.data_dir)
-        self.backends = ChatBackends(
-            self.chat,
-            LocalChatBackend(
-                self.local_models.resolve,
-                # Offered to everyone: base models; a server's trained models come from its registry.
-                available=self.local_models.base_ids,
-                allow_paths=False,  # members name models, never paths
-                max_new_tokens=self.settings.local_max_new_tokens,
-            ),
-        )
-        self.assistant = Assistant(self.settings, self.db, self.backends, self.guild_settings, self.replies)
-        self.jobs = JobTracker(self.db, self._trainers(), poll_interval=self.settings.job_poll_interval)
-
-    def _trainers(self) -> dict[str, Trainer]:
-        trainers: dict[str, Trainer] = {"local": LocalTrainer(self.local_models.training_dir)}
-        if isinstance(self.chat, OpenAICompatibleBackend):
-            trainers["openai"] = OpenAITrainer(self.chat.client)
-        return trainers
-
-    async def caller(self, interaction: hikari.PartialInteraction) -> Caller:
-        """Who is behind an interaction and what they may do (for components and modals)."""
-        return await resolve_caller(interaction, self.settings, self.guild_settings)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, chat: ChatBackend | None = None) -> Services:
-        return cls(
-            settings=settings,
-            db=Database(settings.resolved_database_url),
-            chat=chat or OpenAICompatibleBackend.from_settings(settings),
-            transcriber=Transcriber.from_settings(settings),
-        )
-
-    async def close(self) -> None:
-        """Close the chat backends and the database (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        await self.jobs.stop()
-        await self.backends.close()
-        await self.db.close()
-
-
-@dataclass
 class Hypotez:
-    """The assembled application."""
+    """The assembled application: the hikari app, the lightbulb client, and what was registered with it."""
 
     bot: hikari.GatewayBot | hikari.RESTBot
     client: lightbulb.Client
-    miru: miru.Client
-    services: Services
+    router: ComponentRouter
+    _registered: dict[type[Any], Any] = field(default_factory=dict[type[Any], Any])
+    _teardowns: list[Callable[[], Awaitable[None]]] = field(default_factory=list[Any])
+    closed: bool = False
+
+    def provide(
+        self, registry: Any, typ: type[_T], value: _T, teardown: Callable[[_T], Awaitable[None]] | None = None
+    ) -> _T:
+        """Register ``value`` for ``typ`` with lightbulb's DI (``registry``), with its teardown run once."""
+        self._registered[typ] = value
+        if teardown is None:
+            registry.register_value(typ, value)
+            return value
+        done = False
+
+        async def once(_: object = None) -> None:
+            nonlocal done
+            if not done:
+                done = True
+                await teardown(value)
+
+        self._teardowns.append(once)
+        registry.register_value(typ, value, teardown=once)
+        return value
+
+    def get(self, typ: type[_T]) -> _T:
+        """The instance registered for ``typ`` (the same one every handler receives)."""
+        value: _T = self._registered[typ]
+        return value
+
+    async def close(self) -> None:
+        """Run every service's teardown not run yet (idempotent; also done when lightbulb's client stops)."""
+        self.closed = True
+        while self._teardowns:
+            await self._teardowns.pop()()
 
 
 def build_bot(
@@ -176,41 +143,77 @@ def build_bot(
         ) from None
 
 
-def describe_error(exc: BaseException, *, where: str) -> str:
-    """The reply for a failed interaction: a domain error's own message, or a reference id for anything else."""
-    domain = _find_domain_error(exc)
-    if domain is not None:
-        return domain.user_message
-    ref = secrets.token_hex(4)
-    _LOGGER.error("unexpected error [ref %s] in %s", ref, where, exc_info=exc)
-    return f"Something went wrong on our side. If it keeps happening, tell an administrator the reference `{ref}`."
+def _trainers(chat: ChatBackend, local_models: LocalModels) -> dict[str, Trainer]:
+    trainers: dict[str, Trainer] = {"local": LocalTrainer(local_models.training_dir)}
+    if isinstance(chat, OpenAICompatibleBackend):
+        trainers["openai"] = OpenAITrainer(chat.client)
+    return trainers
 
 
-def _find_domain_error(exc: BaseException) -> HypotezError | None:
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, HypotezError):
-            return current
-        if isinstance(current, lightbulb.exceptions.ExecutionPipelineFailedException):
-            stack.extend(current.causes)
-        if current.__cause__ is not None:
-            stack.append(current.__cause__)
-    return None
+def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: ChatBackend | None) -> None:
+    """Open every service once and register it by type, each with its teardown."""
+
+    def register(typ: type[_T], value: _T, teardown: Callable[[_T], Awaitable[None]] | None = None) -> _T:
+        return app.provide(registry, typ, value, teardown)
+
+    register(Settings, settings)
+    db = register(Database, Database(settings.resolved_database_url), Database.close)
+    default_chat = register(ChatBackend, chat or OpenAICompatibleBackend.from_settings(settings))
+    register(Transcriber, Transcriber.from_settings(settings))
+    guild_settings = register(GuildSettingsRepository, GuildSettingsRepository(db))
+    audit = register(AuditLog, AuditLog(db))
+    replies = register(ReplyRepository, ReplyRepository(db))
+    register(CorrectionRepository, CorrectionRepository(db))
+    register(FeedbackRepository, FeedbackRepository(db))
+    data_dir = register(DataDirectory, DataDirectory.from_settings(settings))
+    datasets = register(DatasetRepository, DatasetRepository(db))
+    register(DatasetCatalog, DatasetCatalog(settings, datasets, data_dir, audit))
+    local_models = register(LocalModels, LocalModels(settings.data_dir))
+    local_chat = LocalChatBackend(
+        local_models.resolve,
+        # Offered to everyone: base models; a server's trained models come from its registry.
+        available=local_models.base_ids,
+        allow_paths=False,  # members name models, never paths
+        max_new_tokens=settings.local_max_new_tokens,
+    )
+    backends = register(ChatBackends, ChatBackends(default_chat, local_chat), ChatBackends.close)
+    register(Assistant, Assistant(settings, db, backends, guild_settings, replies))
+    jobs = register(
+        JobTracker,
+        JobTracker(db, _trainers(default_chat, local_models), poll_interval=settings.job_poll_interval),
+        JobTracker.stop,
+    )
+    messages = register(JobMessages, JobMessages(app.bot.rest))
+    jobs.subscribe(messages.update)  # live status messages for every job update
 
 
-async def _handle_command_error(exc: lightbulb.exceptions.ExecutionPipelineFailedException) -> bool:
-    ctx = exc.context
-    message = describe_error(exc, where=f"/{ctx.command_data.qualified_name}")
-    try:
-        await ctx.respond(message, ephemeral=True)
-    except hikari.HikariError:
-        _LOGGER.warning("could not tell the user about an error in /%s", ctx.command_data.qualified_name)
-    return True
+def _register_callers(client: lightbulb.Client) -> None:
+    """Who is behind each interaction or message, resolved once per invocation in every DI context."""
+
+    async def for_command(
+        ctx: lightbulb.Context, settings: Settings, guild_settings: GuildSettingsRepository
+    ) -> Caller:
+        return await resolve_caller(ctx.interaction, settings, guild_settings)
+
+    async def for_autocomplete(
+        ctx: lightbulb.AutocompleteContext[Any], settings: Settings, guild_settings: GuildSettingsRepository
+    ) -> Caller:
+        return await resolve_caller(ctx.interaction, settings, guild_settings)
+
+    async def for_component(
+        interaction: hikari.PartialInteraction, settings: Settings, guild_settings: GuildSettingsRepository
+    ) -> Caller:
+        return await resolve_caller(interaction, settings, guild_settings)
+
+    async def for_message(
+        message: hikari.Message, settings: Settings, guild_settings: GuildSettingsRepository
+    ) -> Caller:
+        return await caller_from_message(message, settings, guild_settings)
+
+    client.di.registry_for(lightbulb.di.Contexts.COMMAND).register_factory(Caller, for_command)
+    client.di.registry_for(lightbulb.di.Contexts.AUTOCOMPLETE).register_factory(Caller, for_autocomplete)
+    client.di.registry_for(COMPONENT).register_factory(Caller, for_component)
+    client.di.registry_for(lightbulb.di.Contexts.LISTENER).register_factory(Caller, for_message)
 
 
 def plugin_modules() -> list[str]:
@@ -222,11 +225,8 @@ def plugin_modules() -> list[str]:
     )
 
 
-async def load_plugins(client: lightbulb.Client, app: Hypotez | None = None) -> list[str]:
-    """Load every plugin; unlike lightbulb's loader, a broken plugin stops start-up instead of being logged.
-
-    A plugin may also define ``setup(app)`` (sync or async) to start persistent views or gateway listeners.
-    """
+async def load_plugins(client: lightbulb.Client) -> list[str]:
+    """Load every plugin; unlike lightbulb's loader, a broken plugin stops start-up instead of being logged."""
     loaded: list[str] = []
     for path in plugin_modules():
         module = importlib.import_module(path)
@@ -234,72 +234,42 @@ async def load_plugins(client: lightbulb.Client, app: Hypotez | None = None) -> 
         if not isinstance(loader, lightbulb.Loader):
             raise TypeError(f"plugin {path} has no `loader = lightbulb.Loader()`")
         await loader.add_to_client(client)
-        setup = getattr(module, "setup", None)
-        if app is not None and callable(setup):
-            outcome = setup(app)
-            if inspect.isawaitable(outcome):
-                await outcome
         loaded.append(path)
     return loaded
 
 
 async def assemble(
     bot: hikari.GatewayBot | hikari.RESTBot,
-    services: Services,
+    settings: Settings,
     *,
+    chat: ChatBackend | None = None,
     sync_commands: bool = True,
     migrate: bool = True,
 ) -> Hypotez:
-    """Wire services, clients and plugins onto ``bot``; start-up and shutdown hooks included."""
-    settings = services.settings
+    """Wire services, the lightbulb client, the component router and plugins onto ``bot``, with start-up and
+    shutdown hooks.  ``chat`` replaces the chat backend built from the settings."""
     client = lightbulb.client_from_app(bot, default_enabled_guilds=settings.command_guilds, sync_commands=sync_commands)
-    if isinstance(bot, hikari.RESTBot):
-        # lightbulb claims the component and modal listeners on an interaction server; miru handles those.
-        bot.interaction_server.set_listener(hikari.ComponentInteraction, None)
-        bot.interaction_server.set_listener(hikari.ModalInteraction, None)
-    components = miru.Client(bot)
-    app = Hypotez(bot=bot, client=client, miru=components, services=services)
+    router = ComponentRouter(client, bot)
+    app = Hypotez(bot=bot, client=client, router=router)
 
     registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
-    registry.register_value(Settings, settings)
-    # Closing lightbulb's default container (client.stop) tears the services down.
-    registry.register_value(Services, services, teardown=Services.close)
-    registry.register_value(Hypotez, app)
-    registry.register_value(Database, services.db)
-    registry.register_value(ChatBackend, services.chat)
-    registry.register_value(Transcriber, services.transcriber)
-    registry.register_value(GuildSettingsRepository, services.guild_settings)
-    registry.register_value(AuditLog, services.audit)
-    registry.register_value(ReplyRepository, services.replies)
-    registry.register_value(CorrectionRepository, services.corrections)
-    registry.register_value(FeedbackRepository, services.feedback)
-    registry.register_value(DataDirectory, services.data_dir)
-    registry.register_value(DatasetRepository, services.datasets)
-    registry.register_value(DatasetCatalog, services.catalog)
-    registry.register_value(ChatBackends, services.backends)
-    registry.register_value(Assistant, services.assistant)
-    registry.register_value(JobTracker, services.jobs)
-    registry.register_value(LocalModels, services.local_models)
-    registry.register_value(miru.Client, components)
+    _register_services(app, registry, settings, chat)
+    registry.register_value(ComponentRouter, router)
+    _register_callers(client)
+    client.error_handler(handle_command_error)
 
-    async def _caller(ctx: lightbulb.Context) -> Caller:
-        return await services.caller(ctx.interaction)
-
-    client.di.registry_for(lightbulb.di.Contexts.COMMAND).register_factory(Caller, _caller)
-    client.error_handler(_handle_command_error)
-
-    loaded = await load_plugins(client, app)
+    loaded = await load_plugins(client)
     _LOGGER.info("loaded %d plugins: %s", len(loaded), ", ".join(p.rsplit(".", 1)[-1] for p in loaded))
 
     async def _start(*_: Any) -> None:
         if migrate:
-            await services.db.upgrade()
+            await app.get(Database).upgrade()
         await client.start()
-        services.jobs.start()  # resumes polling the jobs of earlier runs
+        app.get(JobTracker).start()  # resumes polling the jobs of earlier runs
 
     async def _stop(*_: Any) -> None:
-        await client.stop()
-        await services.close()  # in case start-up failed before the client started
+        await client.stop()  # closes lightbulb's default container: every teardown runs
+        await app.close()  # in case start-up failed before the client started
 
     if isinstance(bot, hikari.RESTBot):
         bot.add_startup_callback(_start)

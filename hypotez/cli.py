@@ -56,13 +56,12 @@ def _parser() -> argparse.ArgumentParser:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     import hikari
 
-    from hypotez.app import Services, assemble, build_bot
+    from hypotez.app import assemble, build_bot
 
     bot = build_bot(settings, http=args.http, rest_url=settings.discord_rest_url)
-    services = Services.from_settings(settings)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(assemble(bot, services))
+    loop.run_until_complete(assemble(bot, settings))
     if isinstance(bot, hikari.RESTBot):
         bot.run(host=args.host or settings.http_host, port=args.port or settings.http_port)
     else:

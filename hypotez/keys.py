@@ -1,7 +1,9 @@
 """Custom ids for buttons and modals: built by one helper from named prefixes, parsed in one place.
 
-A custom id is ``<prefix>:<arg>:<arg>...`` (Discord allows 100 characters).  Persistent components carry every
-piece of state they need in their id, so they keep working after a restart.
+A custom id is ``<prefix>:<arg>:<arg>...`` (Discord allows 100 characters).  Components carry every piece of
+state they need in their id (or find it from the message they are on), so any process sharing the database
+answers them, after a restart too.  Ids come back from members' clients: arguments are parsed strictly (ASCII
+digits only) and a malformed one is refused with :class:`MalformedKeyError`.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Key", "ParsedKey", "build_key", "parse_key"]
+from hypotez.errors import InvalidInputError
+
+__all__ = ["Key", "MalformedKeyError", "ParsedKey", "build_key", "parse_key"]
 
 _SEP = ":"
 _MAX = 100
@@ -29,13 +33,42 @@ class Key(enum.StrEnum):
     JOB_REFRESH = "hz.jr"
 
 
+#: Largest id argument accepted (Discord snowflakes and database ids fit in 63 bits).
+_MAX_INT = 2**63 - 1
+
+
+class MalformedKeyError(InvalidInputError):
+    """A custom id of ours whose arguments are missing or not what we build."""
+
+    def __init__(self, custom_id: str) -> None:
+        super().__init__(
+            "This button or form is damaged or out of date. Run the command again for a fresh one.",
+        )
+        self.custom_id = custom_id
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedKey:
     key: Key
     args: tuple[str, ...]
 
     def int_arg(self, index: int = 0) -> int:
-        return int(self.args[index])
+        """Argument ``index`` as a non-negative integer; :class:`MalformedKeyError` unless it is plain ASCII digits
+        (``int()`` alone would take ``"١٢"`` or ``" 12_0 "``)."""
+        if index >= len(self.args):
+            raise MalformedKeyError(build_raw(self))
+        raw = self.args[index]
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > _MAX_INT:
+            raise MalformedKeyError(build_raw(self))
+        return int(raw)
+
+    @property
+    def has_args(self) -> bool:
+        return bool(self.args)
+
+
+def build_raw(parsed: ParsedKey) -> str:
+    return _SEP.join([parsed.key.value, *parsed.args])
 
 
 def build_key(key: Key, *args: object) -> str:

@@ -15,9 +15,22 @@ import pytest_asyncio
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from hypotez.app import Services, assemble
+from hypotez.app import assemble
 from hypotez.config import Settings, load_settings
+from hypotez.ml.assistant import Assistant
+from hypotez.ml.chat import ChatBackend
+from hypotez.ml.datasets import DatasetCatalog
+from hypotez.ml.jobs import JobTracker
 from hypotez.storage import Database
+from hypotez.storage.files import DataDirectory
+from hypotez.storage.repositories import (
+    AuditLog,
+    CorrectionRepository,
+    DatasetRepository,
+    FeedbackRepository,
+    GuildSettingsRepository,
+    ReplyRepository,
+)
 from tests.fakes.botkit import OfflineBot, offline_bot
 from tests.fakes.openai_api import FakeOpenAI
 
@@ -132,8 +145,9 @@ class Hypotez:
         return self.offline.rest
 
     @property
-    def services(self) -> Services:
-        return self.app.services
+    def services(self) -> ServiceView:
+        """What the bot registered, by the names tests use (``hz.services.replies``...)."""
+        return ServiceView(self.app)
 
     async def send(self, payload: Mapping[str, Any], *, settle: bool = True) -> InteractionResult:
         """Deliver a signed interaction; the result reads the bot's initial response wherever it was sent.
@@ -150,19 +164,73 @@ class Hypotez:
         """Wait until no command, button or modal callback is still running."""
 
         def busy() -> list[asyncio.Task[Any]]:
+            # lightbulb runs every command, and the component router every button and modal, in a task it
+            # keeps in this set (a private attribute: lightbulb offers no public way to wait for them).
             tasks: set[asyncio.Task[Any]] = self.app.client._asyncio_tasks  # type: ignore[attr-defined]
-            running = [t for t in tasks if not t.done()]
-            # miru runs each callback in a task of its own (after answering in the HTTP body).
-            running += [
-                t
-                for t in asyncio.all_tasks()
-                if not t.done() and "_handle_callback" in getattr(t.get_coro(), "__qualname__", "")
-            ]
-            return running
+            return [t for t in tasks if not t.done()]
 
         async with asyncio.timeout(timeout):
             while pending := busy():
                 await asyncio.wait(pending, timeout=timeout)
+
+
+class ServiceView:
+    """The services an assembled bot registered, as attributes (the same instances its handlers receive)."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    @property
+    def settings(self) -> Settings:
+        return self._app.get(Settings)
+
+    @property
+    def db(self) -> Database:
+        return self._app.get(Database)
+
+    @property
+    def chat(self) -> ChatBackend:
+        return self._app.get(ChatBackend)
+
+    @property
+    def guild_settings(self) -> GuildSettingsRepository:
+        return self._app.get(GuildSettingsRepository)
+
+    @property
+    def audit(self) -> AuditLog:
+        return self._app.get(AuditLog)
+
+    @property
+    def replies(self) -> ReplyRepository:
+        return self._app.get(ReplyRepository)
+
+    @property
+    def corrections(self) -> CorrectionRepository:
+        return self._app.get(CorrectionRepository)
+
+    @property
+    def feedback(self) -> FeedbackRepository:
+        return self._app.get(FeedbackRepository)
+
+    @property
+    def datasets(self) -> DatasetRepository:
+        return self._app.get(DatasetRepository)
+
+    @property
+    def catalog(self) -> DatasetCatalog:
+        return self._app.get(DatasetCatalog)
+
+    @property
+    def assistant(self) -> Assistant:
+        return self._app.get(Assistant)
+
+    @property
+    def jobs(self) -> JobTracker:
+        return self._app.get(JobTracker)
+
+    @property
+    def data_dir(self) -> DataDirectory:
+        return self._app.get(DataDirectory)
 
 
 @contextlib.asynccontextmanager
@@ -170,11 +238,10 @@ async def running_hypotez(
     settings: Settings, openai: FakeOpenAI, *, rest: FakeDiscordREST | None = None
 ) -> AsyncIterator[Hypotez]:
     """Start hypotez on ``settings``; a second call on the same settings is a restart on the same database."""
-    services = Services.from_settings(settings)
     holder: list[App] = []
 
     async def setup(bot: hikari.RESTBot) -> None:
-        holder.append(await assemble(bot, services, sync_commands=False))
+        holder.append(await assemble(bot, settings, sync_commands=False))
 
     async with offline_bot(setup, rest=rest) as offline:
         yield Hypotez(app=holder[0], offline=offline, openai=openai, settings=settings)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from hypotez.errors import BackendError, NotFoundError
+from hypotez.errors import BackendError, BackendTimeoutError, NotFoundError
 from hypotez.ml.conversation import build_messages, turns_from_replies
 from hypotez.storage.models import BotReply, RegisteredModel
 
@@ -33,6 +34,9 @@ class ChatBackends:
         self.default = default
         self._by_name: dict[str, ChatBackend] = {b.name: b for b in (default, *others)}
         self._model_cache: tuple[float, list[str]] | None = None
+        self._model_refresh: asyncio.Task[list[str]] | None = None
+        #: Longest one refresh of the model list may take, in seconds.
+        self.refresh_timeout = 5.0
 
     @property
     def names(self) -> list[str]:
@@ -47,16 +51,45 @@ class ChatBackends:
         except KeyError:
             raise NotFoundError("chat backend", name) from None
 
-    async def backend_models(self, *, max_age: float = 60.0) -> list[str]:
-        """The default backend's models, cached for ``max_age`` seconds (autocomplete asks often)."""
+    async def backend_models(self, *, max_age: float = 60.0, wait: float | None = None) -> list[str]:
+        """The default backend's models, from a cache refreshed in the background.
+
+        A fresh list is served at once; a stale one is served while one refresh (at most
+        :attr:`refresh_timeout` seconds) runs behind it.  With nothing cached yet this waits for that refresh,
+        at most ``wait`` seconds when given (an autocomplete must answer within Discord's 3 s), and returns an
+        empty list when it is not done by then.  A failed refresh is never cached: the next call tries again.
+        Raises :class:`BackendError` only when waiting without a limit and the refresh failed.
+        """
         now = time.monotonic()
-        if self._model_cache is not None and now - self._model_cache[0] < max_age:
-            return self._model_cache[1]
-        models = await self.default.list_models()
-        self._model_cache = (now, models)
+        cached = self._model_cache
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+        refresh = self._model_refresh
+        if refresh is None or refresh.done():
+            refresh = self._model_refresh = asyncio.create_task(self._refresh_models())
+        if cached is not None:
+            return cached[1]
+        if wait is None:
+            return await asyncio.shield(refresh)
+        done, _ = await asyncio.wait({refresh}, timeout=wait)
+        if not done or refresh.exception() is not None:
+            return []
+        return refresh.result()
+
+    async def _refresh_models(self) -> list[str]:
+        try:
+            async with asyncio.timeout(self.refresh_timeout):
+                models = await self.default.list_models()
+        except TimeoutError:
+            raise BackendTimeoutError(
+                "The model service did not list its models in time.", backend=self.default.name
+            ) from None
+        self._model_cache = (time.monotonic(), models)
         return models
 
     async def close(self) -> None:
+        if self._model_refresh is not None and not self._model_refresh.done():
+            self._model_refresh.cancel()
         for backend in self._by_name.values():
             await backend.close()
 
@@ -118,15 +151,16 @@ class Assistant:
                 return self.backends.get(registered.backend)
         return self.backends.default
 
-    async def model_choices(self, guild_id: int | None) -> list[str]:
+    async def model_choices(self, guild_id: int | None, *, wait: float | None = None) -> list[str]:
         """Models a member of ``guild_id`` can pick: the server's trained models, the operator's local base
-        models, then the backend's models (fine-tunes only when they are this server's)."""
+        models, then the backend's models (fine-tunes only when they are this server's).  ``wait`` bounds how
+        long an uncached backend list is waited for (see :meth:`ChatBackends.backend_models`)."""
         trained = [m.name for m in await self.registered_models(guild_id)]
         local: list[str] = []
         if "local" in self.backends.names:
             local = await self.backends.get("local").list_models()
         try:
-            served = await self.backends.backend_models()
+            served = await self.backends.backend_models(wait=wait)
         except BackendError:
             served = []
         served = [m for m in served if not m.startswith("ft:")]

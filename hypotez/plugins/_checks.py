@@ -1,13 +1,26 @@
-"""The capability check every command uses (components and modals call :meth:`Caller.require`)."""
+"""Who may use what: the capability hook every command carries, and the check that a command runs in a server
+(and that server's area of the data directory)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import lightbulb
 
 from hypotez.config import Capability
+from hypotez.errors import InvalidInputError
 from hypotez.permissions import Caller
 
-__all__ = ["require"]
+if TYPE_CHECKING:
+    from hypotez.storage.files import DataDirectory
+
+__all__ = ["OUTSIDE_SERVER", "guild_area", "require", "require_in_server"]
+
+#: The reply to a command that works only in a server, used in a direct message.
+OUTSIDE_SERVER = (
+    "This command works only in a server: each server's files and datasets are its own and kept apart. "
+    "Use it in the server whose files you want."
+)
 
 
 def require(capability: Capability) -> lightbulb.ExecutionHook:
@@ -18,3 +31,24 @@ def require(capability: Capability) -> lightbulb.ExecutionHook:
         caller.require(capability)
 
     return _check
+
+
+def require_in_server(capability: Capability) -> lightbulb.ExecutionHook:
+    """A CHECKS hook: the command is used in a server (:data:`OUTSIDE_SERVER` otherwise), by a member holding
+    ``capability`` (:class:`~hypotez.errors.PermissionDeniedError` otherwise).  One hook, so a direct message gets
+    the clearer of the two answers."""
+
+    @lightbulb.hook(lightbulb.ExecutionSteps.CHECKS, name=f"require_{capability.value}_in_server")
+    def _check(_: lightbulb.ExecutionPipeline, __: lightbulb.Context, caller: Caller = lightbulb.di.INJECTED) -> None:
+        if caller.guild_id is None:
+            raise InvalidInputError(OUTSIDE_SERVER)
+        caller.require(capability)
+
+    return _check
+
+
+def guild_area(data_dir: DataDirectory, caller: Caller) -> DataDirectory:
+    """The caller's server's area of the data directory; refused outside a server."""
+    if caller.guild_id is None:
+        raise InvalidInputError(OUTSIDE_SERVER)
+    return data_dir.for_guild(caller.guild_id)

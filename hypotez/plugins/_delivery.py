@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import hikari
 
-from hypotez.app import describe_error
+from hypotez.plugins._errors import describe_error
 from hypotez.storage.repositories import MessagePart
 from hypotez.text import MESSAGE_LIMIT, split_text
 

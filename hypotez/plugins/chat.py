@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING
 import hikari
 import lightbulb
 
-from hypotez.app import Hypotez, Services, describe_error
 from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError
 from hypotez.ml.assistant import Assistant
-from hypotez.permissions import Caller, caller_from_message
+from hypotez.permissions import Caller
+from hypotez.plugins._autocomplete import model_autocomplete
 from hypotez.plugins._checks import require
 from hypotez.plugins._delivery import ChannelTarget, InteractionTarget, deliver
-from hypotez.plugins._ui import ReplyActions, reply_actions_row
+from hypotez.plugins._errors import describe_error
+from hypotez.plugins._listeners import message_listener
+from hypotez.plugins._replies import reply_actions_row
 from hypotez.storage.repositories import AuditLog, GuildSettingsRepository, ReplyRepository
 
 if TYPE_CHECKING:
@@ -25,17 +27,6 @@ loader = lightbulb.Loader()
 _LOGGER = logging.getLogger(__name__)
 
 THREAD_TYPES = frozenset({hikari.ChannelType.GUILD_PUBLIC_THREAD, hikari.ChannelType.GUILD_PRIVATE_THREAD})
-
-
-async def model_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str], assistant: Assistant = lightbulb.di.INJECTED
-) -> None:
-    """Models offered for a ``model`` option: the guild's trained ones, then the backend's."""
-    typed = str(ctx.focused.value or "").lower()
-    names = await assistant.model_choices(ctx.interaction.guild_id)
-    # Discord takes at most 25 choices, each name and value at most 100 characters.
-    matches = [n for n in names if typed in n.lower() and len(n) <= 100][:25]
-    await ctx.respond([hikari.impl.AutocompleteChoiceBuilder(name=n, value=n) for n in matches])
 
 
 async def _thread_parent(ctx: lightbulb.Context, replies: ReplyRepository) -> BotReply | None:
@@ -184,7 +175,13 @@ loader.command(prompt)
 
 
 async def continue_conversation(
-    message: hikari.Message, services: Services, rest: hikari.api.RESTClient
+    message: hikari.Message,
+    *,
+    caller: Caller,
+    replies: ReplyRepository,
+    assistant: Assistant,
+    settings: Settings,
+    rest: hikari.api.RESTClient,
 ) -> BotReply | None:
     """A member replied to one of the bot's replies: answer with the earlier turns as context.
 
@@ -197,20 +194,15 @@ async def continue_conversation(
     text = (message.content or "").strip()
     if not text:
         return None
-    found = await services.replies.by_message(
-        int(reference.id),
-        guild_id=int(message.guild_id) if message.guild_id is not None else None,
-        user_id=int(message.author.id),
+    found = await replies.by_message(
+        int(reference.id), guild_id=caller.guild_id, user_id=caller.user_id, channel_id=caller.channel_id
     )
-    if found is None:
+    if found is None or not caller.can(Capability.CHAT):
         return None
     parent, _ = found
-    caller = await caller_from_message(message, services.settings, services.guild_settings)
-    if not caller.can(Capability.CHAT):
-        return None
     target = ChannelTarget(rest, int(message.channel_id), int(message.id))
     try:
-        prepared = await services.assistant.prepare(
+        prepared = await assistant.prepare(
             text,
             guild_id=caller.guild_id,
             channel_id=caller.channel_id,
@@ -222,21 +214,20 @@ async def continue_conversation(
         await target.fail(describe_error(exc, where="reply to the bot"))
         return None
     return await deliver(
-        services.assistant,
-        prepared,
-        target,
-        [reply_actions_row()],
-        stream_interval=services.settings.chat_stream_interval,
+        assistant, prepared, target, [reply_actions_row()], stream_interval=settings.chat_stream_interval
     )
 
 
-def setup(app: Hypotez) -> None:
-    """Start the persistent rating buttons; on the gateway, answer replies to the bot."""
-    app.miru.start_view(ReplyActions(app.services), bind_to=None)
-    bot = app.bot
-    if isinstance(bot, hikari.GatewayBot):
-
-        async def on_message(event: hikari.MessageCreateEvent) -> None:
-            await continue_conversation(event.message, app.services, bot.rest)
-
-        bot.subscribe(hikari.MessageCreateEvent, on_message)
+@message_listener(loader)
+async def on_message(
+    message: hikari.Message,
+    caller: Caller,
+    replies: ReplyRepository,
+    assistant: Assistant,
+    settings: Settings,
+    bot: hikari.GatewayBot,
+) -> None:
+    """(Gateway only) a reply to one of the bot's replies continues that conversation."""
+    await continue_conversation(
+        message, caller=caller, replies=replies, assistant=assistant, settings=settings, rest=bot.rest
+    )

@@ -13,45 +13,41 @@ from typing import Any
 import hikari
 import lightbulb
 
-from hypotez.app import Services
 from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError
 from hypotez.ml.datasets import EXPORT_FORMATS, SUPPORTED_SUFFIXES, DatasetCatalog, DatasetDescription
 from hypotez.permissions import Caller
-from hypotez.plugins._files import (
-    allowed,
-    allowed_area,
-    attachment_chunks,
-    check_upload,
-    choices,
-    files_for,
-    guild_area,
-    require_in_server,
-    send_limit,
-)
+from hypotez.plugins._attachments import attachment_chunks, check_upload, files_for, send_limit
+from hypotez.plugins._autocomplete import allowed, allowed_area, choices
+from hypotez.plugins._checks import guild_area, require_in_server
 from hypotez.storage.files import DATASETS, DataDirectory, human_size
+from hypotez.storage.repositories import DatasetRepository
 
 loader = lightbulb.Loader()
 
 
 async def dataset_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
+    ctx: lightbulb.AutocompleteContext[str],
+    caller: Caller = lightbulb.di.INJECTED,
+    datasets: DatasetRepository = lightbulb.di.INJECTED,
 ) -> None:
     """The server's datasets whose name contains what was typed."""
-    if not await allowed(ctx, services, Capability.CURATE):
+    if not allowed(caller, Capability.CURATE):
         await ctx.respond([])
         return
     typed = str(ctx.focused.value or "").strip().lower()
-    assert ctx.interaction.guild_id is not None
-    names = [d.name for d in await services.datasets.latest(int(ctx.interaction.guild_id))]
+    assert caller.guild_id is not None
+    names = [d.name for d in await datasets.latest(caller.guild_id)]
     await ctx.respond(choices([n for n in names if typed in n.lower()]))
 
 
 async def directory_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
+    ctx: lightbulb.AutocompleteContext[str],
+    caller: Caller = lightbulb.di.INJECTED,
+    data_dir: DataDirectory = lightbulb.di.INJECTED,
 ) -> None:
     """Directories under the server's ``datasets/`` area."""
-    area = await allowed_area(ctx, services, Capability.CURATE)
+    area = allowed_area(caller, data_dir, Capability.CURATE)
     if area is None:
         await ctx.respond([])
         return

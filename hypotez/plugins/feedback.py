@@ -1,157 +1,92 @@
-"""Corrections and feedback: "Correct this reply", ``/correct`` (the original ``store_correction``),
-``/feedback`` and its statistics."""
+"""Feedback: 👍 / 👎 under every reply, ``/feedback`` (a 1-5 rating with a comment, about one reply or in
+general), **Rate this reply**, and the statistics."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import hikari
 import lightbulb
-import miru
 
-from hypotez.app import Services
-from hypotez.config import Capability, Settings
-from hypotez.errors import InvalidInputError, NotFoundError
+from hypotez.config import Capability
+from hypotez.errors import InvalidInputError
+from hypotez.keys import Key, build_key
 from hypotez.permissions import Caller
 from hypotez.plugins._checks import require
-from hypotez.plugins._ui import FeedbackModal, correction_modal_for, store_correction
-from hypotez.storage.models import BotReply, ReplyMessage, utcnow
+from hypotez.plugins._components import ComponentContext, ModalContext, handler, text_input
+from hypotez.plugins._replies import (
+    find_reply,
+    invite_correction_row,
+    owned_reply,
+    parse_message_ref,
+    recent_replies_autocomplete,
+)
+from hypotez.storage.models import BotReply, utcnow
 from hypotez.storage.repositories import FeedbackRepository, ReplyRepository
 
 loader = lightbulb.Loader()
 
-#: A message id, or a message link (https://discord.com/channels/<guild or @me>/<channel>/<message>).
-_MESSAGE_REF = re.compile(
-    r"^\s*(?:<?https?://(?:[\w-]+\.)?discord(?:app)?\.com/channels/(?:\d+|@me)/(?P<channel>\d+)/)?(?P<id>\d{15,21})>?\s*$"
-)
-#: Largest correction file read, in bytes (a correction is text, not a dataset).
-CORRECTION_FILE_LIMIT = 1024 * 1024
+_RATING = "rating"
+_COMMENT = "comment"
 
 
-async def open_modal(ctx: lightbulb.Context, components: miru.Client, modal: miru.Modal) -> None:
-    """Answer a command with a miru modal (lightbulb sends it; miru handles the submission)."""
-    await ctx.respond_with_modal(modal.title, modal.custom_id, components=modal)
-    components.start_modal(modal)
-
-
-def parse_message_ref(value: str) -> int:
-    """The message id in ``value`` (an id or a message link)."""
-    match = _MESSAGE_REF.match(value)
-    if match is None:
-        raise InvalidInputError(
-            f"“{value[:100]}” is not a message id or link. Right-click the message → Copy Message Link (or ID)."
-        )
-    return int(match["id"])
-
-
-async def find_reply(replies: ReplyRepository, message_id: int, caller: Caller) -> tuple[BotReply, ReplyMessage]:
-    """The bot's reply carried by ``message_id``, given where the caller is (another server's replies are not
-    found, whatever id or link is given)."""
-    found = await replies.by_message(message_id, guild_id=caller.guild_id, user_id=caller.user_id)
-    if found is None:
-        raise NotFoundError(
-            "reply",
-            message_id,
-            "That message is not one of my replies, so there is nothing to correct. "
-            "Use this on a message the bot sent in answer to `/chat`.",
-        )
-    return found
-
-
-async def recent_replies_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str], replies: ReplyRepository = lightbulb.di.INJECTED
+async def _rate(
+    ctx: ComponentContext, caller: Caller, replies: ReplyRepository, feedback: FeedbackRepository, *, up: bool
 ) -> None:
-    """The member's recent replies in this channel: shown by their text, filled in as the message id."""
-    typed = str(ctx.focused.value or "").strip().lower()
-    recent = await replies.recent_for_author(int(ctx.interaction.channel_id), int(ctx.interaction.user.id))
-    choices: list[hikari.impl.AutocompleteChoiceBuilder] = []
-    for reply in recent:
-        if reply.message_id is None:
-            continue
-        label = " ".join(f"{reply.user_text} → {reply.content}".split())
-        if typed and typed not in label.lower() and typed not in str(reply.message_id):
-            continue
-        choices.append(
-            hikari.impl.AutocompleteChoiceBuilder(
-                name=label[:97] + ("…" if len(label) > 97 else ""), value=str(reply.message_id)
-            )
-        )
-    await ctx.respond(choices[:25])
-
-
-@loader.command
-class CorrectThisReply(lightbulb.MessageCommand, name="Correct this reply", hooks=[require(Capability.CORRECT)]):
-    @lightbulb.invoke
-    async def invoke(
-        self,
-        ctx: lightbulb.Context,
-        caller: Caller,
-        services: Services,
-        replies: ReplyRepository,
-        components: miru.Client,
-    ) -> None:
-        reply, part = await find_reply(replies, int(self.target.id), caller)
-        modal = correction_modal_for(services, reply, part)
-        await open_modal(ctx, components, modal)
-
-
-@loader.command
-class Correct(
-    lightbulb.SlashCommand,
-    name="correct",
-    description="Correct one of the bot's replies (by message id or link)",
-    hooks=[require(Capability.CORRECT)],
-):
-    message_id = lightbulb.string(
-        "message_id", "The reply's message id or link", autocomplete=recent_replies_autocomplete, max_length=200
+    reply, _ = await find_reply(replies, int(ctx.message.id), caller)
+    await feedback.rate(reply, author_id=caller.user_id, up=up)
+    if up:
+        await ctx.respond("Thanks for the 👍", ephemeral=True)
+        return
+    await ctx.respond(
+        "Thanks for telling me. Would you correct it? Your correction teaches the next model.",
+        components=[invite_correction_row(reply.id)],
+        ephemeral=True,
     )
-    correction = lightbulb.string("correction", "The corrected reply", default=None, max_length=6000)
-    file = lightbulb.attachment("file", "A .txt file with the corrected reply (for long replies)", default=None)
-
-    @lightbulb.invoke
-    async def invoke(
-        self,
-        ctx: lightbulb.Context,
-        caller: Caller,
-        services: Services,
-        settings: Settings,
-        replies: ReplyRepository,
-        components: miru.Client,
-    ) -> None:
-        if (self.correction is None) == (self.file is None):
-            raise InvalidInputError("Give the corrected text either as `correction` or as a `file`, not both.")
-        reply, _ = await find_reply(replies, parse_message_ref(self.message_id), caller)
-        if self.file is not None:
-            await ctx.defer(ephemeral=True)
-            corrected = await read_text_attachment(self.file, min(settings.max_upload_bytes, CORRECTION_FILE_LIMIT))
-            source = "command-file"
-        else:
-            assert self.correction is not None
-            corrected = self.correction
-            source = "command"
-        if not corrected.strip():
-            raise InvalidInputError("A correction cannot be empty.")
-        text, receipt = await store_correction(services, reply, corrected, author_id=caller.user_id, source=source)
-        await ctx.respond(text, components=receipt, ephemeral=True)
-        components.start_view(receipt)
 
 
-async def read_text_attachment(attachment: hikari.Attachment, limit: int) -> str:
-    """The UTF-8 text of a small attachment; refused clearly when too large or not text."""
-    if attachment.size > limit:
-        raise InvalidInputError(
-            f"`{attachment.filename}` is {attachment.size:,} bytes; a correction file may be at most {limit:,} bytes."
-        )
-    data = await attachment.read()
-    if len(data) > limit:
-        raise InvalidInputError(f"`{attachment.filename}` is larger than {limit:,} bytes.")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInputError(
-            f"`{attachment.filename}` is not UTF-8 text. Save it as plain text and try again."
-        ) from None
+@handler(loader, Key.RATE_UP, capability=Capability.FEEDBACK)
+async def thumbs_up(
+    ctx: ComponentContext, caller: Caller, replies: ReplyRepository, feedback: FeedbackRepository
+) -> None:
+    await _rate(ctx, caller, replies, feedback, up=True)
+
+
+@handler(loader, Key.RATE_DOWN, capability=Capability.FEEDBACK)
+async def thumbs_down(
+    ctx: ComponentContext, caller: Caller, replies: ReplyRepository, feedback: FeedbackRepository
+) -> None:
+    await _rate(ctx, caller, replies, feedback, up=False)
+
+
+def feedback_modal(reply: BotReply | None) -> tuple[str, str, list[hikari.api.ComponentBuilder]]:
+    """``(title, custom_id, rows)`` of the rating box, about ``reply`` or general (``0`` in the id)."""
+    rows: list[hikari.api.ComponentBuilder] = [
+        text_input(_RATING, "Rating from 1 (bad) to 5 (great)", placeholder="5", min_length=1, max_length=1),
+        text_input(_COMMENT, "What was good or wrong?", paragraph=True, required=False, max_length=4000),
+    ]
+    title = "Feedback on this reply" if reply is not None else "Feedback"
+    return title, build_key(Key.FEEDBACK_MODAL, reply.id if reply is not None else 0), rows
+
+
+@handler(loader, Key.FEEDBACK_MODAL, capability=Capability.FEEDBACK)
+async def submit_feedback(
+    ctx: ModalContext, caller: Caller, replies: ReplyRepository, feedback: FeedbackRepository
+) -> None:
+    reply_id = ctx.key.int_arg()
+    reply = await owned_reply(replies, reply_id, caller) if reply_id else None
+    raw = ctx.value(_RATING).strip()
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 5:
+        raise InvalidInputError(f"The rating must be a whole number from 1 to 5, not “{raw[:20]}”. Nothing was stored.")
+    await feedback.add_rating(
+        author_id=caller.user_id,
+        guild_id=caller.guild_id,
+        channel_id=caller.channel_id,
+        rating=int(raw),
+        comment=ctx.value(_COMMENT).strip() or None,
+        reply=reply,
+    )
+    await ctx.respond(f"Thanks! Feedback stored ({raw}/5).", ephemeral=True)
 
 
 feedback = lightbulb.Group("feedback", "Tell us how the bot is doing")
@@ -173,19 +108,12 @@ class FeedbackSend(
     )
 
     @lightbulb.invoke
-    async def invoke(
-        self,
-        ctx: lightbulb.Context,
-        caller: Caller,
-        services: Services,
-        replies: ReplyRepository,
-        components: miru.Client,
-    ) -> None:
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository) -> None:
         reply = None
         if self.message_id is not None:
             reply, _ = await find_reply(replies, parse_message_ref(self.message_id), caller)
-        modal = FeedbackModal(services, reply)
-        await open_modal(ctx, components, modal)
+        title, custom_id, rows = feedback_modal(reply)
+        await ctx.respond_with_modal(title, custom_id, components=rows)
 
 
 @feedback.register
@@ -222,14 +150,7 @@ loader.command(feedback)
 @loader.command
 class RateThisReply(lightbulb.MessageCommand, name="Rate this reply", hooks=[require(Capability.FEEDBACK)]):
     @lightbulb.invoke
-    async def invoke(
-        self,
-        ctx: lightbulb.Context,
-        caller: Caller,
-        services: Services,
-        replies: ReplyRepository,
-        components: miru.Client,
-    ) -> None:
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository) -> None:
         reply, _ = await find_reply(replies, int(self.target.id), caller)
-        modal = FeedbackModal(services, reply)
-        await open_modal(ctx, components, modal)
+        title, custom_id, rows = feedback_modal(reply)
+        await ctx.respond_with_modal(title, custom_id, components=rows)

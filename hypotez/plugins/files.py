@@ -8,10 +8,11 @@ import asyncio
 
 import lightbulb
 
-from hypotez.app import Services
 from hypotez.config import Capability, Settings
 from hypotez.permissions import Caller
-from hypotez.plugins._files import allowed_area, choices, files_for, guild_area, require_in_server, send_limit
+from hypotez.plugins._attachments import files_for, send_limit
+from hypotez.plugins._autocomplete import allowed_area, choices
+from hypotez.plugins._checks import guild_area, require_in_server
 from hypotez.storage.files import DataDirectory, human_size
 from hypotez.storage.repositories import AuditLog
 
@@ -19,10 +20,12 @@ loader = lightbulb.Loader()
 
 
 async def file_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
+    ctx: lightbulb.AutocompleteContext[str],
+    caller: Caller = lightbulb.di.INJECTED,
+    data_dir: DataDirectory = lightbulb.di.INJECTED,
 ) -> None:
     """Files in the server's area whose path contains what was typed."""
-    area = await allowed_area(ctx, services, Capability.FILES)
+    area = allowed_area(caller, data_dir, Capability.FILES)
     if area is None:
         await ctx.respond([])
         return
@@ -31,10 +34,12 @@ async def file_autocomplete(
 
 
 async def directory_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
+    ctx: lightbulb.AutocompleteContext[str],
+    caller: Caller = lightbulb.di.INJECTED,
+    data_dir: DataDirectory = lightbulb.di.INJECTED,
 ) -> None:
     """Directories in the server's area (its archive area excepted)."""
-    area = await allowed_area(ctx, services, Capability.CURATE)
+    area = allowed_area(caller, data_dir, Capability.CURATE)
     if area is None:
         await ctx.respond([])
         return
@@ -43,10 +48,12 @@ async def directory_autocomplete(
 
 
 async def archive_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str], services: Services = lightbulb.di.INJECTED
+    ctx: lightbulb.AutocompleteContext[str],
+    caller: Caller = lightbulb.di.INJECTED,
+    data_dir: DataDirectory = lightbulb.di.INJECTED,
 ) -> None:
     """The server's archives, newest first."""
-    area = await allowed_area(ctx, services, Capability.CURATE)
+    area = allowed_area(caller, data_dir, Capability.CURATE)
     if area is None:
         await ctx.respond([])
         return

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from typing import cast as cast_type
 
-from sqlalchemy import Text, and_, case, cast, delete, func, insert, literal, select, update
+from sqlalchemy import Text, and_, case, cast, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hypotez.errors import InvalidInputError, NotFoundError
@@ -168,10 +168,11 @@ class ReplyRepository:
             return await session.get(BotReply, reply_id)
 
     async def by_message(
-        self, message_id: int, *, guild_id: int | None, user_id: int | None = None
+        self, message_id: int, *, guild_id: int | None, user_id: int | None = None, channel_id: int | None = None
     ) -> tuple[BotReply, ReplyMessage] | None:
         """The reply a Discord message belongs to, and that message's part — only a reply given in
-        ``guild_id`` (in direct messages, ``guild_id`` ``None``: only ``user_id``'s own replies)."""
+        ``guild_id``; outside servers (``guild_id`` ``None``) only a reply in the caller's own DM or group DM
+        ``channel_id`` (everyone there sees it), or one of ``user_id``'s own replies."""
         query = (
             select(BotReply, ReplyMessage)
             .join(ReplyMessage, ReplyMessage.reply_id == BotReply.id)
@@ -180,7 +181,10 @@ class ReplyRepository:
         if guild_id is not None:
             query = query.where(BotReply.guild_id == guild_id)
         else:
-            query = query.where(BotReply.guild_id.is_(None), BotReply.author_id == (user_id or 0))
+            visible = BotReply.author_id == (user_id or 0)
+            if channel_id is not None:
+                visible = or_(visible, BotReply.channel_id == channel_id)
+            query = query.where(BotReply.guild_id.is_(None), visible)
         async with self._db.session() as session:
             row = (await session.execute(query)).first()
         return (row[0], row[1]) if row is not None else None

@@ -1,5 +1,5 @@
-"""The live status message of a training job: an embed with a progress bar, the loss chart, and the
-Cancel / Refresh buttons (persistent: the job is found from the message they are on)."""
+"""The live status message of a training job: an embed with a progress bar, the loss chart, and the Refresh /
+Cancel buttons (handled in :mod:`hypotez.plugins.jobs`; the job is found from the message they are on)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,18 @@ import logging
 from typing import TYPE_CHECKING
 
 import hikari
-import miru
 
-from hypotez.config import Capability
-from hypotez.errors import NotFoundError
 from hypotez.keys import Key
 from hypotez.ml.charts import loss_chart_png
 from hypotez.ml.trainers.base import JobState
-from hypotez.plugins._ui import EPHEMERAL, HzView
+from hypotez.plugins._components import button, button_row
 from hypotez.storage.models import utcnow
 
 if TYPE_CHECKING:
-    from hypotez.app import Services
     from hypotez.ml.jobs import JobUpdate
     from hypotez.storage.models import TrainingJob
 
-__all__ = ["JobActions", "JobMessages", "job_actions_row", "job_embed", "progress_bar"]
+__all__ = ["JobMessages", "job_actions_row", "job_embed", "progress_bar", "render"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -90,10 +86,10 @@ def job_embed(job: TrainingJob, *, now: dt.datetime | None = None) -> hikari.Emb
 
 
 def job_actions_row() -> hikari.api.MessageActionRowBuilder:
-    row = hikari.impl.MessageActionRowBuilder()
-    row.add_interactive_button(hikari.ButtonStyle.SECONDARY, Key.JOB_REFRESH.value, emoji="🔄", label="Refresh")
-    row.add_interactive_button(hikari.ButtonStyle.DANGER, Key.JOB_CANCEL.value, label="Cancel")
-    return row
+    return button_row(
+        button(Key.JOB_REFRESH.value, emoji="🔄", label="Refresh"),
+        button(Key.JOB_CANCEL.value, label="Cancel", style=hikari.ButtonStyle.DANGER),
+    )
 
 
 async def render(job: TrainingJob) -> tuple[hikari.Embed, hikari.Bytes | None]:
@@ -156,41 +152,3 @@ class JobMessages:
             user_mentions=[job.requested_by],
             reply=job.status_message_id or hikari.UNDEFINED,
         )
-
-
-class JobActions(HzView):
-    """Persistent Refresh / Cancel buttons under every job's status message."""
-
-    def __init__(self, services: Services, messages: JobMessages) -> None:
-        super().__init__(timeout=None)
-        self.services = services
-        self.messages = messages
-
-    async def _job(self, context: miru.ViewContext) -> TrainingJob:
-        job = await self.services.jobs.by_status_message(int(context.message.id))
-        if job is None:
-            raise NotFoundError("training job", context.message.id, "This message is not a training job's status.")
-        return job
-
-    @miru.button(label="Refresh", emoji="🔄", custom_id=Key.JOB_REFRESH.value, style=hikari.ButtonStyle.SECONDARY)
-    async def refresh(self, context: miru.ViewContext, _: miru.Button) -> None:
-        caller = await self.services.caller(context.interaction)
-        caller.require(Capability.TRAIN)
-        job = await self._job(context)
-        await context.defer(flags=EPHEMERAL)
-        await self.services.jobs.refresh(job.id)
-        job = await self.services.jobs.get(job.id)
-        await self.messages.edit(job)
-        await context.respond(f"Job #{job.id}: {job.status}.", flags=EPHEMERAL)
-
-    @miru.button(label="Cancel", custom_id=Key.JOB_CANCEL.value, style=hikari.ButtonStyle.DANGER)
-    async def cancel(self, context: miru.ViewContext, _: miru.Button) -> None:
-        caller = await self.services.caller(context.interaction)
-        caller.require(Capability.TRAIN)
-        job = await self._job(context)
-        await context.defer(flags=EPHEMERAL)
-        job = await self.services.jobs.cancel(job.id)
-        await self.services.audit.record(
-            "job.cancel", guild_id=caller.guild_id, actor_id=caller.user_id, target=f"job:{job.id}"
-        )
-        await context.respond(f"Cancelling training job #{job.id} ({job.status}).", flags=EPHEMERAL)

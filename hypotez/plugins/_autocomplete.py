@@ -1,0 +1,53 @@
+"""What autocomplete offers: only to members who may use the command there (autocomplete runs no command
+hooks), within Discord's 3-second deadline, at most 25 choices of at most 100 characters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import hikari
+import lightbulb
+
+from hypotez.config import Capability
+from hypotez.ml.assistant import Assistant
+from hypotez.permissions import Caller
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from hypotez.storage.files import DataDirectory
+
+__all__ = ["AUTOCOMPLETE_BUDGET", "allowed", "allowed_area", "choices", "model_autocomplete"]
+
+#: Longest an autocomplete waits for the backend's model list when nothing is cached yet, in seconds.
+AUTOCOMPLETE_BUDGET = 1.0
+
+
+def allowed(caller: Caller, capability: Capability) -> bool:
+    """Autocomplete shows names only to members who may use the command there (it runs no command hooks)."""
+    return caller.guild_id is not None and caller.can(capability)
+
+
+def allowed_area(caller: Caller, data_dir: DataDirectory, capability: Capability) -> DataDirectory | None:
+    """The area of the server an autocomplete comes from, when the member may use the command there."""
+    if not allowed(caller, capability):
+        return None
+    assert caller.guild_id is not None
+    return data_dir.for_guild(caller.guild_id)
+
+
+def choices(values: Sequence[str]) -> list[hikari.impl.AutocompleteChoiceBuilder]:
+    """Up to 25 choices (values over Discord's 100 characters cannot be offered)."""
+    return [hikari.impl.AutocompleteChoiceBuilder(name=v, value=v) for v in values if len(v) <= 100][:25]
+
+
+async def model_autocomplete(
+    ctx: lightbulb.AutocompleteContext[str], assistant: Assistant = lightbulb.di.INJECTED
+) -> None:
+    """Models offered for a ``model`` option: the guild's trained ones, then the backend's."""
+    typed = str(ctx.focused.value or "").lower()
+    # Discord drops an answer after 3 s: the backend's list comes from a cache refreshed in the background.
+    names = await assistant.model_choices(ctx.interaction.guild_id, wait=AUTOCOMPLETE_BUDGET)
+    # Discord takes at most 25 choices, each name and value at most 100 characters.
+    matches = [n for n in names if typed in n.lower() and len(n) <= 100][:25]
+    await ctx.respond([hikari.impl.AutocompleteChoiceBuilder(name=n, value=n) for n in matches])

@@ -1,0 +1,111 @@
+"""The bot's replies as members point at them: by message id or link, by the message a button is on, from the
+member's recent replies (autocomplete); and the buttons put under every reply."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import hikari
+import lightbulb
+
+from hypotez.errors import InvalidInputError, NotFoundError
+from hypotez.keys import Key, build_key
+from hypotez.plugins._components import button, button_row
+from hypotez.storage.repositories import ReplyRepository
+
+if TYPE_CHECKING:
+    from hypotez.permissions import Caller
+    from hypotez.storage.models import BotReply, ReplyMessage
+
+__all__ = [
+    "find_reply",
+    "invite_correction_row",
+    "owned_reply",
+    "parse_message_ref",
+    "recent_replies_autocomplete",
+    "reply_actions_row",
+]
+
+#: A message id, or a message link (https://discord.com/channels/<guild or @me>/<channel>/<message>).
+_MESSAGE_REF = re.compile(
+    r"^\s*(?:<?https?://(?:[\w-]+\.)?discord(?:app)?\.com/channels/(?:\d+|@me)/(?P<channel>\d+)/)?(?P<id>\d{15,21})>?\s*$",
+    re.ASCII,
+)
+
+
+def parse_message_ref(value: str) -> int:
+    """The message id in ``value`` (an id or a message link)."""
+    match = _MESSAGE_REF.match(value)
+    if match is None:
+        raise InvalidInputError(
+            f"“{value[:100]}” is not a message id or link. Right-click the message → Copy Message Link (or ID)."
+        )
+    return int(match["id"])
+
+
+async def find_reply(replies: ReplyRepository, message_id: int, caller: Caller) -> tuple[BotReply, ReplyMessage]:
+    """The bot's reply carried by ``message_id``, as far as the caller can see it: in a server only that server's
+    replies; in a DM or group DM the replies in that channel (and the caller's own)."""
+    found = await replies.by_message(
+        message_id, guild_id=caller.guild_id, user_id=caller.user_id, channel_id=caller.channel_id
+    )
+    if found is None:
+        raise NotFoundError(
+            "reply",
+            message_id,
+            "That message is not one of my replies here, so there is nothing to rate or correct. "
+            "Use this on a message the bot sent in answer to `/chat`.",
+        )
+    return found
+
+
+async def owned_reply(replies: ReplyRepository, reply_id: int, caller: Caller) -> BotReply:
+    """The reply a custom id names, refused unless the caller could see it (same server, or same DM channel or
+    their own) — a forged or replayed id from elsewhere is answered as not found."""
+    reply = await replies.get(reply_id)
+    visible = reply is not None and (
+        reply.guild_id == caller.guild_id
+        if caller.guild_id is not None
+        else reply.guild_id is None and (reply.channel_id == caller.channel_id or reply.author_id == caller.user_id)
+    )
+    if reply is None or not visible:
+        raise NotFoundError("reply", reply_id, "That reply no longer exists here.")
+    return reply
+
+
+def reply_actions_row() -> hikari.api.MessageActionRowBuilder:
+    """The 👍 / 👎 / Correct buttons under every reply (the reply is found from the message they are on)."""
+    return button_row(
+        button(Key.RATE_UP.value, emoji="👍"),
+        button(Key.RATE_DOWN.value, emoji="👎"),
+        button(Key.CORRECT.value, emoji="✏️", label="Correct"),
+    )
+
+
+def invite_correction_row(reply_id: int) -> hikari.api.MessageActionRowBuilder:
+    """Offered after a 👎: one button opening the correction box for that reply."""
+    return button_row(
+        button(build_key(Key.CORRECT, reply_id), label="Correct it", emoji="✏️", style=hikari.ButtonStyle.PRIMARY)
+    )
+
+
+async def recent_replies_autocomplete(
+    ctx: lightbulb.AutocompleteContext[str], replies: ReplyRepository = lightbulb.di.INJECTED
+) -> None:
+    """The member's recent replies in this channel: shown by their text, filled in as the message id."""
+    typed = str(ctx.focused.value or "").strip().lower()
+    recent = await replies.recent_for_author(int(ctx.interaction.channel_id), int(ctx.interaction.user.id))
+    choices: list[hikari.impl.AutocompleteChoiceBuilder] = []
+    for reply in recent:
+        if reply.message_id is None:
+            continue
+        label = " ".join(f"{reply.user_text} → {reply.content}".split())
+        if typed and typed not in label.lower() and typed not in str(reply.message_id):
+            continue
+        choices.append(
+            hikari.impl.AutocompleteChoiceBuilder(
+                name=label[:97] + ("…" if len(label) > 97 else ""), value=str(reply.message_id)
+            )
+        )
+    await ctx.respond(choices[:25])

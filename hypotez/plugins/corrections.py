@@ -1,0 +1,221 @@
+"""Corrections (the original ``store_correction``): "Correct this reply", ``/correct``, the ✏️ buttons, the
+correction box, and the View / Undo buttons on the acknowledgement."""
+
+from __future__ import annotations
+
+import hikari
+import lightbulb
+
+from hypotez.config import Capability, Settings
+from hypotez.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from hypotez.keys import Key, build_key
+from hypotez.permissions import Caller
+from hypotez.plugins._attachments import read_text_attachment
+from hypotez.plugins._checks import require
+from hypotez.plugins._components import (
+    ComponentContext,
+    ModalContext,
+    button,
+    button_row,
+    handler,
+    text_input,
+)
+from hypotez.plugins._replies import find_reply, owned_reply, parse_message_ref, recent_replies_autocomplete
+from hypotez.storage.models import BotReply, Correction, ReplyMessage
+from hypotez.storage.repositories import AuditLog, CorrectionRepository, ReplyRepository
+
+loader = lightbulb.Loader()
+
+EPHEMERAL = hikari.MessageFlag.EPHEMERAL
+#: Discord's limit on a text input's value.
+TEXT_INPUT_LIMIT = 4000
+#: Largest correction file read, in bytes (a correction is text, not a dataset).
+CORRECTION_FILE_LIMIT = 1024 * 1024
+_TEXT = "text"
+
+
+# -- the correction box -------------------------------------------------------------------------------------------
+
+
+def correction_span(reply: BotReply, part: ReplyMessage | None) -> tuple[int, int]:
+    """What the box corrects: the whole reply when it fits a text input, else the part clicked."""
+    content = reply.content
+    if len(content) <= TEXT_INPUT_LIMIT:
+        return 0, len(content)
+    if part is not None and part.end - part.start <= TEXT_INPUT_LIMIT and reply.delivery == "messages":
+        return part.start, part.end
+    raise InvalidInputError(
+        f"This reply is {len(content):,} characters, more than a correction box holds. Correct it with "
+        f"`/correct message_id:{reply.message_id}` and attach the corrected text as a .txt file"
+        + (", or use “Correct this reply” on the part you want to fix." if reply.delivery == "messages" else ".")
+    )
+
+
+def correction_modal(reply: BotReply, part: ReplyMessage | None) -> tuple[str, str, list[hikari.api.ComponentBuilder]]:
+    """``(title, custom_id, rows)`` of the box prefilled with the reply (or the part clicked)."""
+    start, end = correction_span(reply, part)
+    whole = start == 0 and end == len(reply.content)
+    rows: list[hikari.api.ComponentBuilder] = [
+        text_input(
+            _TEXT,
+            "Corrected reply" if whole else "Corrected part",
+            value=reply.content[start:end],
+            paragraph=True,
+            max_length=TEXT_INPUT_LIMIT,
+        )
+    ]
+    title = "Correct this reply" if whole else "Correct this part of the reply"
+    return title, build_key(Key.CORRECTION_MODAL, reply.id, start, end), rows
+
+
+async def store_correction(
+    corrections: CorrectionRepository,
+    audit: AuditLog,
+    reply: BotReply,
+    corrected: str,
+    *,
+    author_id: int,
+    source: str,
+) -> tuple[str, hikari.api.MessageActionRowBuilder]:
+    """Store a correction; returns the acknowledgement and its View / Undo buttons."""
+    if not corrected.strip():
+        raise InvalidInputError("A correction cannot be empty.")
+    if corrected == reply.content:
+        raise InvalidInputError("The correction is the same as the reply: nothing to store.")
+    correction, created = await corrections.upsert(reply, author_id=author_id, corrected_text=corrected, source=source)
+    await audit.record(
+        "correction.create" if created else "correction.replace",
+        guild_id=reply.guild_id,
+        actor_id=author_id,
+        target=f"reply:{reply.id}",
+        details={"correction_id": correction.id, "source": source},
+    )
+    verb = "saved" if created else "updated (it replaces your earlier one)"
+    text = f"✅ Correction {verb}. It becomes a training example and a preference pair for the next dataset."
+    receipt = button_row(
+        button(build_key(Key.CORRECTION_VIEW, correction.id), label="View"),
+        button(build_key(Key.CORRECTION_UNDO, correction.id), label="Undo", style=hikari.ButtonStyle.DANGER),
+    )
+    return text, receipt
+
+
+@handler(loader, Key.CORRECTION_MODAL, capability=Capability.CORRECT)
+async def submit_correction(
+    ctx: ModalContext,
+    caller: Caller,
+    replies: ReplyRepository,
+    corrections: CorrectionRepository,
+    audit: AuditLog,
+) -> None:
+    """The box was submitted (on whichever process, whenever within Discord's limits)."""
+    reply = await owned_reply(replies, ctx.key.int_arg(0), caller)
+    start, end = ctx.key.int_arg(1), ctx.key.int_arg(2)
+    if not 0 <= start <= end <= len(reply.content):
+        raise InvalidInputError("This correction box does not match the reply any more. Open it again.")
+    corrected = reply.content[:start] + ctx.value(_TEXT) + reply.content[end:]
+    text, receipt = await store_correction(
+        corrections, audit, reply, corrected, author_id=caller.user_id, source="modal"
+    )
+    await ctx.respond(text, components=[receipt], ephemeral=True)
+
+
+# -- opening it ---------------------------------------------------------------------------------------------------
+
+
+@handler(loader, Key.CORRECT, capability=Capability.CORRECT)
+async def open_correction(ctx: ComponentContext, caller: Caller, replies: ReplyRepository) -> None:
+    """✏️ under a reply (the reply is the message the button is on), or "Correct it" after a 👎 (the id names
+    the reply)."""
+    if ctx.key.has_args:
+        reply, part = await owned_reply(replies, ctx.key.int_arg(0), caller), None
+    else:
+        reply, part = await find_reply(replies, int(ctx.message.id), caller)
+    await ctx.respond_with_modal(*correction_modal(reply, part))
+
+
+@loader.command
+class CorrectThisReply(lightbulb.MessageCommand, name="Correct this reply", hooks=[require(Capability.CORRECT)]):
+    @lightbulb.invoke
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository) -> None:
+        reply, part = await find_reply(replies, int(self.target.id), caller)
+        title, custom_id, rows = correction_modal(reply, part)
+        await ctx.respond_with_modal(title, custom_id, components=rows)
+
+
+@loader.command
+class Correct(
+    lightbulb.SlashCommand,
+    name="correct",
+    description="Correct one of the bot's replies (by message id or link)",
+    hooks=[require(Capability.CORRECT)],
+):
+    message_id = lightbulb.string(
+        "message_id", "The reply's message id or link", autocomplete=recent_replies_autocomplete, max_length=200
+    )
+    correction = lightbulb.string("correction", "The corrected reply", default=None, max_length=6000)
+    file = lightbulb.attachment("file", "A .txt file with the corrected reply (for long replies)", default=None)
+
+    @lightbulb.invoke
+    async def invoke(
+        self,
+        ctx: lightbulb.Context,
+        caller: Caller,
+        settings: Settings,
+        replies: ReplyRepository,
+        corrections: CorrectionRepository,
+        audit: AuditLog,
+    ) -> None:
+        if (self.correction is None) == (self.file is None):
+            raise InvalidInputError("Give the corrected text either as `correction` or as a `file`, not both.")
+        reply, _ = await find_reply(replies, parse_message_ref(self.message_id), caller)
+        if self.file is not None:
+            await ctx.defer(ephemeral=True)
+            corrected = await read_text_attachment(self.file, min(settings.max_upload_bytes, CORRECTION_FILE_LIMIT))
+            source = "command-file"
+        else:
+            assert self.correction is not None
+            corrected = self.correction
+            source = "command"
+        text, receipt = await store_correction(
+            corrections, audit, reply, corrected, author_id=caller.user_id, source=source
+        )
+        await ctx.respond(text, components=[receipt], ephemeral=True)
+
+
+# -- the acknowledgement's buttons ----------------------------------------------------------------------------------
+
+
+async def _own_correction(corrections: CorrectionRepository, correction_id: int, caller: Caller) -> Correction:
+    """A correction the caller may see and undo: their own, or one of their server's if they curate it; one of
+    another server (a forged or replayed id) is answered as not found."""
+    correction = await corrections.get(correction_id)
+    if correction is None or correction.guild_id != caller.guild_id:
+        raise NotFoundError("correction", correction_id, "That correction was removed.")
+    if correction.author_id != caller.user_id and not caller.can(Capability.CURATE):
+        raise PermissionDeniedError(Capability.CURATE.value, "Only its author or a curator can do that.")
+    return correction
+
+
+@handler(loader, Key.CORRECTION_VIEW, capability=Capability.CORRECT)
+async def view_correction(ctx: ComponentContext, caller: Caller, corrections: CorrectionRepository) -> None:
+    text = (await _own_correction(corrections, ctx.key.int_arg(), caller)).corrected_text
+    if len(text) > 1900:
+        await ctx.respond("The correction:", attachment=hikari.Bytes(text.encode(), "correction.txt"), flags=EPHEMERAL)
+    else:
+        await ctx.respond(f"The correction:\n>>> {text}", flags=EPHEMERAL)
+
+
+@handler(loader, Key.CORRECTION_UNDO, capability=Capability.CORRECT)
+async def undo_correction(
+    ctx: ComponentContext, caller: Caller, corrections: CorrectionRepository, audit: AuditLog
+) -> None:
+    correction = await _own_correction(corrections, ctx.key.int_arg(), caller)
+    await corrections.delete(correction.id)
+    await audit.record(
+        "correction.delete",
+        guild_id=correction.guild_id,
+        actor_id=caller.user_id,
+        target=f"reply:{correction.reply_id}",
+        details={"correction_id": correction.id},
+    )
+    await ctx.respond("↩️ Correction removed, with its training examples.", components=[], edit=True)
