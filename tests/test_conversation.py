@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import hikari
 import pytest
 from sqlalchemy import select
 
 from hypotez.ml.conversation import Turn, build_messages
 from hypotez.ml.tokens import estimate_tokens
+from hypotez.config import Settings as _Settings
+from hypotez.ml.assistant import Assistant
+from hypotez.permissions import caller_from_message
 from hypotez.plugins.chat import continue_conversation
+from hypotez.storage.repositories import GuildSettingsRepository, ReplyRepository
 from hypotez.storage.models import BotReply
 from tests.conftest import running_hypotez
 from tests.fakes.interactions import CHANNEL_ID, message_payload, next_snowflake, slash
@@ -74,6 +79,20 @@ async def test_chat_outside_threads_starts_fresh(hz: Hypotez) -> None:
     assert second.content == "turn 1"
 
 
+async def _continue(hz: Hypotez, message: hikari.Message) -> BotReply | None:
+    """What the gateway listener does with ``message`` (HTTP mode receives no messages)."""
+    app = hz.app
+    caller = await caller_from_message(message, app.get(_Settings), app.get(GuildSettingsRepository))
+    return await continue_conversation(
+        message,
+        caller=caller,
+        replies=app.get(ReplyRepository),
+        assistant=app.get(Assistant),
+        settings=app.get(_Settings),
+        rest=app.bot.rest,
+    )
+
+
 @pytest.mark.asyncio
 async def test_replying_to_the_bot_continues_after_a_restart(bot_settings: Settings, openai_fake: FakeOpenAI) -> None:
     openai_fake.reply_with(_numbered)
@@ -88,7 +107,7 @@ async def test_replying_to_the_bot_continues_after_a_restart(bot_settings: Setti
             "What was the code?", author_bot=False, message_id=next_snowflake(), referenced_message=reply_message
         )
         message = second.app.bot.entity_factory.deserialize_message(payload)
-        reply = await continue_conversation(message, second.services, second.app.bot.rest)
+        reply = await _continue(second, message)
         assert reply is not None
         assert reply.prompt_messages == [
             {"role": "user", "content": "Remember: the code is 4217."},
@@ -111,11 +130,11 @@ async def test_replying_to_the_bot_continues_after_a_restart(bot_settings: Setti
         unrelated = second.app.bot.entity_factory.deserialize_message(
             message_payload("hello all", author_bot=False, message_id=next_snowflake())
         )
-        assert await continue_conversation(unrelated, second.services, second.app.bot.rest) is None
+        assert await _continue(second, unrelated) is None
         from_a_bot = second.app.bot.entity_factory.deserialize_message(
             message_payload("beep", author_bot=True, message_id=next_snowflake(), referenced_message=reply_message)
         )
-        assert await continue_conversation(from_a_bot, second.services, second.app.bot.rest) is None
+        assert await _continue(second, from_a_bot) is None
 
 
 @pytest.mark.asyncio
@@ -128,7 +147,7 @@ async def test_reply_in_channel_reports_backend_errors_and_stores_nothing(hz: Hy
     message = hz.app.bot.entity_factory.deserialize_message(
         message_payload("more", author_bot=False, message_id=next_snowflake(), referenced_message=reply_message)
     )
-    assert await continue_conversation(message, hz.services, hz.app.bot.rest) is None
+    assert await _continue(hz, message) is None
     posted = hz.rest.calls_to("POST", f"/channels/{CHANNEL_ID}/messages")
     assert posted[-1].json is not None
     assert "failed (HTTP 500)" in posted[-1].json["content"]
@@ -196,7 +215,7 @@ async def test_replies_to_the_bot_follow_the_servers_grants(hz: Hypotez) -> None
         }
         return hz.app.bot.entity_factory.deserialize_message(payload)
 
-    assert await continue_conversation(reply_from([]), hz.services, hz.app.bot.rest) is None
-    answered = await continue_conversation(reply_from([999]), hz.services, hz.app.bot.rest)
+    assert await _continue(hz, reply_from([])) is None
+    answered = await _continue(hz, reply_from([999]))
     assert answered is not None
     assert answered.parent_id is not None

@@ -16,7 +16,7 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from hypotez.errors import InvalidInputError, NotFoundError, StorageError
-from hypotez.plugins._files import OUTSIDE_SERVER
+from hypotez.plugins._checks import OUTSIDE_SERVER
 from hypotez.storage import files as files_module
 from hypotez.storage.files import REPORTS, DataDirectory
 from hypotez.storage.models import AuditEntry

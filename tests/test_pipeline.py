@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from hypotez.app import load_plugins, plugin_modules
 from hypotez.errors import StorageError
+from hypotez.ml.assistant import Assistant
 from hypotez.storage.repositories import GuildSettingsRepository
 from tests.fakes.interactions import (
     ADMIN_MEMBER,
@@ -150,29 +151,30 @@ async def test_shutdown_closes_the_services(bot_settings: Settings, openai_fake:
     from tests.conftest import running_hypotez
 
     async with running_hypotez(bot_settings, openai_fake) as hz:
-        services = hz.services
-        assert not services._closed
-    assert services._closed
-    assert services.assistant.backends.default.client.is_closed()  # type: ignore[attr-defined]
+        app = hz.app
+        assert not app.closed
+    assert app.closed
+    assert app.get(Assistant).backends.default.client.is_closed()  # type: ignore[attr-defined]
+
 
 
 @pytest.mark.asyncio
 async def test_gateway_mode_assembles_with_listeners(settings: Settings) -> None:
-    """The default mode: a GatewayBot with lightbulb and miru side by side and the reply listener subscribed."""
-    from hypotez.app import Services, assemble, build_bot
+    """The default mode: a GatewayBot with lightbulb, the component router and the reply listener subscribed."""
+    from hypotez.app import assemble, build_bot
 
     token = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.GxAbCd.0123456789abcdefghijklmnopqrstuvwxyzAB"  # the shape Discord issues
     settings = settings.model_copy(update={"discord_token": SecretStr(token)})
     bot = build_bot(settings)
     assert isinstance(bot, hikari.GatewayBot)
     assert bot.intents & hikari.Intents.MESSAGE_CONTENT
-    services = Services.from_settings(settings)
+    app = await assemble(bot, settings, sync_commands=False)
     try:
-        app = await assemble(bot, services, sync_commands=False)
         assert {"chat", "correct", "train", "dataset"} <= {c._command_data.name for c in app.client.registered_commands}
         listeners = bot.get_listeners(hikari.MessageCreateEvent)
-        assert any(getattr(cb, "__name__", "") == "on_message" for cb in listeners)
+        assert any(getattr(cb, "__name__", "") == "_on_message" for cb in listeners)
+        assert any(getattr(cb, "__name__", "") == "_on_event" for cb in bot.get_listeners(hikari.InteractionCreateEvent))
         assert bot.get_listeners(hikari.StartedEvent)
         assert bot.get_listeners(hikari.StoppedEvent)
     finally:
-        await services.close()
+        await app.close()

@@ -138,6 +138,7 @@ async def offline_bot(
         try:
             async with InteractionClient(url, key, fake) as client:
                 yield OfflineBot(bot=bot, rest=fake, client=client, signing_key=key, url=url)
+            fake.assert_deadlines_met()  # a test passes only if Discord would have taken every answer
         finally:
             await close_bot()
     finally:

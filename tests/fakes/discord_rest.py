@@ -6,6 +6,13 @@ so later reads and edits see it. Attachments the bot uploads (and files put ther
 ``/attachments/{channel}/{id}/{filename}`` like Discord's CDN, so code that downloads them works too.
 
 Paths in `RecordedCall.path` are relative to the API root: ``/interactions/1/tok/callback``.
+
+Discord's deadlines are enforced: an initial response (``POST /interactions/{id}/{token}/callback``) more than
+`INITIAL_RESPONSE_DEADLINE` seconds after the interaction was delivered gets Discord's 404 "Unknown interaction"
+(code 10062), and the interaction token serves follow-ups and edits for `TOKEN_LIFETIME` seconds only (then
+401 "Invalid Webhook Token", code 50027). Each such refusal is kept in `missed_deadlines`; the harness fails a
+test that leaves any (`assert_deadlines_met`). `advance` moves the fake's clock forward, to test the 15 minutes
+without waiting them.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import dataclasses
 import email.message
 import json
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -26,6 +34,7 @@ from tests.fakes.interactions import (
     CHANNEL_ID,
     EPHEMERAL,
     GUILD_ID,
+    INITIAL_RESPONSE_DEADLINE,
     LOADING,
     Attachment,
     assign_component_ids,
@@ -39,7 +48,18 @@ from tests.fakes.interactions import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["FakeDiscordREST", "RecordedCall", "RecordedFile", "parse_multipart"]
+__all__ = [
+    "INITIAL_RESPONSE_DEADLINE",
+    "TOKEN_LIFETIME",
+    "FakeDiscordREST",
+    "MissedDeadline",
+    "RecordedCall",
+    "RecordedFile",
+    "parse_multipart",
+]
+
+#: Seconds an interaction token serves follow-ups and edits.
+TOKEN_LIFETIME = 15 * 60.0
 
 _ERROR_MESSAGES = {
     400: ("400: Bad Request", 0),
@@ -121,6 +141,17 @@ class _Interaction:
     component_message_id: int | None = None
     original_message_id: int | None = None
     acknowledged: bool = False
+    #: When it was delivered, on the fake's clock.
+    received_at: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MissedDeadline:
+    """An answer Discord would have refused for coming too late."""
+
+    interaction_id: str
+    what: str
+    late_by: float
 
 
 @dataclasses.dataclass
@@ -189,6 +220,9 @@ class FakeDiscordREST:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._changed: asyncio.Condition | None = None
+        self._clock_offset = 0.0
+        #: Answers refused for missing Discord's deadlines (see the module docstring).
+        self.missed_deadlines: list[MissedDeadline] = []
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -226,6 +260,41 @@ class FakeDiscordREST:
     def rest_url(self) -> str:
         """The ``rest_url`` to give hikari: ``http://127.0.0.1:PORT/api/v10``."""
         return self.base_url + "/api/v10"
+
+    # ------------------------------------------------------------------------------------------ deadlines
+
+    def now(self) -> float:
+        """The fake's clock (monotonic seconds, plus whatever `advance` added)."""
+        return time.monotonic() + self._clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass for every interaction delivered so far (their deadlines come closer)."""
+        self._clock_offset += seconds
+
+    def record_missed(self, interaction_id: str, what: str, late_by: float) -> None:
+        self.missed_deadlines.append(MissedDeadline(interaction_id, what, late_by))
+
+    def assert_deadlines_met(self) -> None:
+        """Fail when the bot answered anything later than Discord accepts."""
+        if self.missed_deadlines:
+            lines = [f"- interaction {m.interaction_id}: {m.what}, {m.late_by:.2f} s late" for m in self.missed_deadlines]
+            msg = "Discord would have refused these late answers:\n" + "\n".join(lines)
+            raise AssertionError(msg)
+
+    def _check_initial_deadline(self, interaction: _Interaction) -> None:
+        late = self.now() - interaction.received_at - INITIAL_RESPONSE_DEADLINE
+        if interaction.received_at and late > 0:
+            self.record_missed(interaction.id, "initial response", late)
+            raise _not_found("Unknown interaction", 10062)
+
+    def _check_token(self, token: str) -> None:
+        interaction = self._interactions.get(token)
+        if interaction is None or not interaction.received_at:
+            return
+        late = self.now() - interaction.received_at - TOKEN_LIFETIME
+        if late > 0:
+            self.record_missed(interaction.id, "follow-up or edit with an expired token", late)
+            raise _Reply(401, {"message": "Invalid Webhook Token", "code": 50027})
 
     # ------------------------------------------------------------------------------------------ test helpers
 
@@ -318,6 +387,7 @@ class FakeDiscordREST:
             user=user,
             channel_id=int(payload.get("channel_id") or payload["channel"]["id"]),
             guild_id=guild_id,
+            received_at=self.now(),
         )
         if message := payload.get("message"):
             message_id = int(message["id"])
@@ -603,6 +673,7 @@ class FakeDiscordREST:
         interaction = self._interaction_for(iid, token)
         if interaction.acknowledged:
             raise _Reply(400, {"message": "Interaction has already been acknowledged.", "code": 40060})
+        self._check_initial_deadline(interaction)
         body = call.json if isinstance(call.json, dict) else {}
         if problems := response_problems(body):
             raise _invalid_form_body(problems)
@@ -629,6 +700,7 @@ class FakeDiscordREST:
     def _webhook_message(self, app: str, token: str, mid: str) -> dict[str, Any]:
         if int(app) != self.application_id:
             raise _not_found("Unknown Webhook", 10015)
+        self._check_token(token)
         if mid == "@original":
             interaction = self._interactions.get(token)
             if interaction is None or interaction.original_message_id is None:
@@ -644,6 +716,7 @@ class FakeDiscordREST:
     def _webhook_execute(self, call: RecordedCall, app: str, token: str) -> tuple[int, Any | None]:
         if int(app) != self.application_id:
             raise _not_found("Unknown Webhook", 10015)
+        self._check_token(token)
         interaction = self._interactions.get(token)
         data = _checked_message_data(call)
         if interaction is not None and interaction.original_message_id is not None:

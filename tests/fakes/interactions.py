@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_USER",
     "EPHEMERAL",
     "GUILD_ID",
+    "INITIAL_RESPONSE_DEADLINE",
     "LOADING",
     "USER_ID",
     "Attachment",
@@ -78,6 +79,9 @@ __all__ = [
     "user_command",
     "user_payload",
 ]
+
+#: Seconds Discord waits for an interaction's initial response (the REST stand-in enforces the same).
+INITIAL_RESPONSE_DEADLINE = 3.0
 
 # --------------------------------------------------------------------------------------------------------------
 # Identities
@@ -1067,7 +1071,13 @@ class InteractionClient:
         timestamp = str(int(time.time()))
         if int(payload["type"]) != 1:
             self.rest.register_interaction(payload)
+        started = time.monotonic()
         result = await self._post(body, self.sign(body, timestamp), timestamp, payload=payload)
+        late = time.monotonic() - started - INITIAL_RESPONSE_DEADLINE
+        if result.answered_in_body and late > 0:
+            # Discord stops waiting for the HTTP answer after 3 s: the member sees "interaction failed".
+            self.rest.record_missed(str(payload["id"]), "initial response in the HTTP body", late)
+            return result
         if result.answered_in_body and int(payload["type"]) != 1:
             problems = response_problems(result.body_json)
             if not problems:
