@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import hikari
 import pytest
 from sqlalchemy import select
 
-from hypotez.ml.conversation import Turn, build_messages
-from hypotez.ml.tokens import estimate_tokens
 from hypotez.config import Settings as _Settings
 from hypotez.ml.assistant import Assistant
+from hypotez.ml.conversation import Turn, build_messages
+from hypotez.ml.tokens import estimate_tokens
 from hypotez.permissions import caller_from_message
 from hypotez.plugins.chat import continue_conversation
-from hypotez.storage.repositories import GuildSettingsRepository, ReplyRepository
 from hypotez.storage.models import BotReply
+from hypotez.storage.repositories import GuildSettingsRepository, ReplyRepository
 from tests.conftest import running_hypotez
 from tests.fakes.interactions import CHANNEL_ID, message_payload, next_snowflake, slash
 
 if TYPE_CHECKING:
+    import hikari
+
     from hypotez.config import Settings
     from tests.conftest import Hypotez
     from tests.fakes.openai_api import FakeOpenAI

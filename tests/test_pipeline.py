@@ -157,7 +157,6 @@ async def test_shutdown_closes_the_services(bot_settings: Settings, openai_fake:
     assert app.get(Assistant).backends.default.client.is_closed()  # type: ignore[attr-defined]
 
 
-
 @pytest.mark.asyncio
 async def test_gateway_mode_assembles_with_listeners(settings: Settings) -> None:
     """The default mode: a GatewayBot with lightbulb, the component router and the reply listener subscribed."""
@@ -173,7 +172,9 @@ async def test_gateway_mode_assembles_with_listeners(settings: Settings) -> None
         assert {"chat", "correct", "train", "dataset"} <= {c._command_data.name for c in app.client.registered_commands}
         listeners = bot.get_listeners(hikari.MessageCreateEvent)
         assert any(getattr(cb, "__name__", "") == "_on_message" for cb in listeners)
-        assert any(getattr(cb, "__name__", "") == "_on_event" for cb in bot.get_listeners(hikari.InteractionCreateEvent))
+        assert any(
+            getattr(cb, "__name__", "") == "_on_event" for cb in bot.get_listeners(hikari.InteractionCreateEvent)
+        )
         assert bot.get_listeners(hikari.StartedEvent)
         assert bot.get_listeners(hikari.StoppedEvent)
     finally:

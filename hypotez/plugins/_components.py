@@ -29,7 +29,7 @@ from lightbulb.components.base import MessageResponseMixinWithEdit
 
 from hypotez.config import Capability
 from hypotez.errors import InvalidInputError
-from hypotez.keys import Key, ParsedKey, parse_key
+from hypotez.keys import Key, MalformedKeyError, ParsedKey, parse_key
 from hypotez.permissions import Caller
 from hypotez.plugins._errors import describe_error
 
@@ -164,6 +164,8 @@ class Handler(lightbulb.Loadable):
     key: Key
     capability: Capability
     callback: Callable[..., Coroutine[Any, Any, None]]
+    #: How many arguments the custom id may carry after the prefix (anything else is refused as malformed).
+    arity: tuple[int, ...] = (0,)
 
     async def load(self, client: lightbulb.Client) -> None:
         (await ComponentRouter.of(client)).add(self)
@@ -173,12 +175,12 @@ class Handler(lightbulb.Loadable):
 
 
 def handler(
-    loader: lightbulb.Loader, key: Key, *, capability: Capability
+    loader: lightbulb.Loader, key: Key, *, capability: Capability, arity: tuple[int, ...] = (0,)
 ) -> Callable[[Callable[..., Coroutine[Any, Any, None]]], Callable[..., Coroutine[Any, Any, None]]]:
-    """Register the decorated function on ``loader`` as the handler of ``key``."""
+    """Register the decorated function on ``loader`` as the handler of ``key`` (ids with ``arity`` arguments)."""
 
     def decorate(func: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Coroutine[Any, Any, None]]:
-        loader.add(Handler(key, capability, lightbulb.di.with_di(func)))
+        loader.add(Handler(key, capability, lightbulb.di.with_di(func), arity))
         return func
 
     return decorate
@@ -255,8 +257,10 @@ class ComponentRouter:
         deferring = self._client.safe_create_task(self._defer_later(ctx))
         try:
             entry = self._handlers.get(parsed.key) if parsed is not None else None
-            if entry is None:
+            if entry is None or parsed is None:
                 raise StaleComponentError(interaction.custom_id)
+            if len(parsed.args) not in entry.arity:
+                raise MalformedKeyError(interaction.custom_id)
             await self._run(entry, ctx, interaction)
         except Exception as exc:
             deferring.cancel()

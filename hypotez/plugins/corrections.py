@@ -99,7 +99,7 @@ async def store_correction(
     return text, receipt
 
 
-@handler(loader, Key.CORRECTION_MODAL, capability=Capability.CORRECT)
+@handler(loader, Key.CORRECTION_MODAL, capability=Capability.CORRECT, arity=(3,))
 async def submit_correction(
     ctx: ModalContext,
     caller: Caller,
@@ -122,7 +122,7 @@ async def submit_correction(
 # -- opening it ---------------------------------------------------------------------------------------------------
 
 
-@handler(loader, Key.CORRECT, capability=Capability.CORRECT)
+@handler(loader, Key.CORRECT, capability=Capability.CORRECT, arity=(0, 1))
 async def open_correction(ctx: ComponentContext, caller: Caller, replies: ReplyRepository) -> None:
     """✏️ under a reply (the reply is the message the button is on), or "Correct it" after a 👎 (the id names
     the reply)."""
@@ -196,7 +196,7 @@ async def _own_correction(corrections: CorrectionRepository, correction_id: int,
     return correction
 
 
-@handler(loader, Key.CORRECTION_VIEW, capability=Capability.CORRECT)
+@handler(loader, Key.CORRECTION_VIEW, capability=Capability.CORRECT, arity=(1,))
 async def view_correction(ctx: ComponentContext, caller: Caller, corrections: CorrectionRepository) -> None:
     text = (await _own_correction(corrections, ctx.key.int_arg(), caller)).corrected_text
     if len(text) > 1900:
@@ -205,7 +205,7 @@ async def view_correction(ctx: ComponentContext, caller: Caller, corrections: Co
         await ctx.respond(f"The correction:\n>>> {text}", flags=EPHEMERAL)
 
 
-@handler(loader, Key.CORRECTION_UNDO, capability=Capability.CORRECT)
+@handler(loader, Key.CORRECTION_UNDO, capability=Capability.CORRECT, arity=(1,))
 async def undo_correction(
     ctx: ComponentContext, caller: Caller, corrections: CorrectionRepository, audit: AuditLog
 ) -> None:

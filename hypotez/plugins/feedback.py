@@ -69,7 +69,7 @@ def feedback_modal(reply: BotReply | None) -> tuple[str, str, list[hikari.api.Co
     return title, build_key(Key.FEEDBACK_MODAL, reply.id if reply is not None else 0), rows
 
 
-@handler(loader, Key.FEEDBACK_MODAL, capability=Capability.FEEDBACK)
+@handler(loader, Key.FEEDBACK_MODAL, capability=Capability.FEEDBACK, arity=(1,))
 async def submit_feedback(
     ctx: ModalContext, caller: Caller, replies: ReplyRepository, feedback: FeedbackRepository
 ) -> None:

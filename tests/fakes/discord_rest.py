@@ -277,7 +277,9 @@ class FakeDiscordREST:
     def assert_deadlines_met(self) -> None:
         """Fail when the bot answered anything later than Discord accepts."""
         if self.missed_deadlines:
-            lines = [f"- interaction {m.interaction_id}: {m.what}, {m.late_by:.2f} s late" for m in self.missed_deadlines]
+            lines = [
+                f"- interaction {m.interaction_id}: {m.what}, {m.late_by:.2f} s late" for m in self.missed_deadlines
+            ]
             msg = "Discord would have refused these late answers:\n" + "\n".join(lines)
             raise AssertionError(msg)
 

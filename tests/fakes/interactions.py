@@ -50,6 +50,7 @@ __all__ = [
     "INITIAL_RESPONSE_DEADLINE",
     "LOADING",
     "USER_ID",
+    "USER_INSTALL_PERMISSIONS",
     "Attachment",
     "ChannelRef",
     "DiscordWouldRejectError",
@@ -64,6 +65,7 @@ __all__ = [
     "autocomplete",
     "button",
     "button_component",
+    "in_other_guild",
     "iso_timestamp",
     "member_payload",
     "message_command",
@@ -77,6 +79,7 @@ __all__ = [
     "select",
     "slash",
     "user_command",
+    "user_installed",
     "user_payload",
 ]
 
@@ -719,6 +722,58 @@ def modal_submit(
     if message is not None:
         payload["message"] = {**message, "components": assign_component_ids(message.get("components"))}
     return payload
+
+
+def in_other_guild(payload: Mapping[str, Any], guild_id: int) -> dict[str, Any]:
+    """``payload`` as if sent from another server (``guild_id``): what a replayed or forged id looks like."""
+    moved: dict[str, Any] = json.loads(json.dumps(payload))
+    moved["guild_id"] = str(guild_id)
+    moved["guild"] = {"id": str(guild_id), "locale": "en-US", "features": []}
+    moved["channel"]["guild_id"] = str(guild_id)
+    moved["authorizing_integration_owners"] = {"0": str(guild_id)}
+    return moved
+
+
+#: What a user-installed app may do where the bot is not a member: no ADMINISTRATOR, no MANAGE_GUILD.
+USER_INSTALL_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16) | (1 << 31)
+
+
+def user_installed(
+    payload: Mapping[str, Any],
+    *,
+    group_dm: int | None = None,
+    recipients: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """``payload`` (built with ``guild=False``) as a user-installed app receives it: authorised by the user
+    (``authorizing_integration_owners`` key ``"1"``), ``app_permissions`` without ADMINISTRATOR; with
+    ``group_dm`` (a channel id) in that group DM (channel type 3, ``context`` 2, its ``recipients``), else in the
+    user's DM with the bot (``context`` 1)."""
+    moved: dict[str, Any] = json.loads(json.dumps(payload))
+    if "member" in moved or "guild_id" in moved:
+        msg = "build the payload with guild=False first"
+        raise ValueError(msg)
+    user = moved["user"]
+    moved["authorizing_integration_owners"] = {"1": str(user["id"])}
+    moved["app_permissions"] = str(USER_INSTALL_PERMISSIONS)
+    if group_dm is None:
+        moved["context"] = 1
+        return moved
+    moved["context"] = 2
+    moved["channel_id"] = str(group_dm)
+    moved["channel"] = {
+        "id": str(group_dm),
+        "type": 3,
+        "name": None,
+        "owner_id": str(user["id"]),
+        "icon": None,
+        "recipients": [dict(r) for r in recipients] or [dict(user)],
+        "permissions": str(USER_INSTALL_PERMISSIONS),
+        "flags": 0,
+        "last_message_id": None,
+    }
+    if isinstance(moved.get("message"), dict):
+        moved["message"]["channel_id"] = str(group_dm)
+    return moved
 
 
 # --------------------------------------------------------------------------------------------------------------
