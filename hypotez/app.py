@@ -254,7 +254,7 @@ async def assemble(
 
     registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
     _register_services(app, registry, settings, chat)
-    registry.register_value(ComponentRouter, router)
+    app.provide(registry, ComponentRouter, router)
     _register_callers(client)
     client.error_handler(handle_command_error)
 

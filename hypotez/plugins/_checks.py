@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import hikari
 import lightbulb
 
 from hypotez.config import Capability
@@ -14,7 +15,41 @@ from hypotez.permissions import Caller
 if TYPE_CHECKING:
     from hypotez.storage.files import DataDirectory
 
-__all__ = ["OUTSIDE_SERVER", "guild_area", "require", "require_in_server"]
+__all__ = [
+    "EVERYWHERE",
+    "IN_SERVERS",
+    "OUTSIDE_SERVER",
+    "STAFF_IN_SERVERS",
+    "guild_area",
+    "require",
+    "require_in_server",
+]
+
+#: Discord-side metadata of commands anyone may use anywhere: servers, DMs with the bot, group DMs and servers
+#: without the bot (a user-installed app).
+EVERYWHERE: dict[str, Any] = {
+    "contexts": [
+        hikari.ApplicationContextType.GUILD,
+        hikari.ApplicationContextType.BOT_DM,
+        hikari.ApplicationContextType.PRIVATE_CHANNEL,
+    ],
+    "integration_types": [
+        hikari.ApplicationIntegrationType.GUILD_INSTALL,
+        hikari.ApplicationIntegrationType.USER_INSTALL,
+    ],
+}
+#: Commands about a server's own settings or data: offered in servers only.
+IN_SERVERS: dict[str, Any] = {
+    "contexts": [hikari.ApplicationContextType.GUILD],
+    "integration_types": [hikari.ApplicationIntegrationType.GUILD_INSTALL],
+}
+#: Server-only commands for staff: members see them only with Administrator until the server's administrators
+#: change that (Server Settings → Integrations), e.g. after ``/admin grant``. The capability check on the server
+#: stays the authority either way.
+STAFF_IN_SERVERS: dict[str, Any] = {
+    **IN_SERVERS,
+    "default_member_permissions": hikari.Permissions.ADMINISTRATOR,
+}
 
 #: The reply to a command that works only in a server, used in a direct message.
 OUTSIDE_SERVER = (

@@ -8,7 +8,7 @@ import lightbulb
 import hypotez
 from hypotez.config import Capability, Settings
 from hypotez.permissions import Caller
-from hypotez.plugins._checks import require
+from hypotez.plugins._checks import EVERYWHERE, require
 from hypotez.storage import Database
 from hypotez.voice.stt import Transcriber
 
@@ -17,7 +17,11 @@ loader = lightbulb.Loader()
 
 @loader.command
 class About(
-    lightbulb.SlashCommand, name="about", description="What this bot runs on", hooks=[require(Capability.CHAT)]
+    lightbulb.SlashCommand,
+    name="about",
+    description="What this bot runs on",
+    hooks=[require(Capability.CHAT)],
+    **EVERYWHERE,
 ):
     @lightbulb.invoke
     async def invoke(

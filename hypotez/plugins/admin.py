@@ -8,14 +8,14 @@ import lightbulb
 from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError
 from hypotez.permissions import Caller
-from hypotez.plugins._checks import require
+from hypotez.plugins._checks import STAFF_IN_SERVERS, require
 from hypotez.storage.repositories import AuditLog, GuildSettingsRepository
 
 loader = lightbulb.Loader()
 
 _CAPABILITIES = [lightbulb.Choice(c.value, c.value) for c in Capability]
 
-admin = lightbulb.Group("admin", "Who may do what in this server")
+admin = lightbulb.Group("admin", "Who may do what in this server", **STAFF_IN_SERVERS)
 
 
 def _guild(caller: Caller) -> int:

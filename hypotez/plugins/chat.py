@@ -13,7 +13,7 @@ from hypotez.errors import InvalidInputError
 from hypotez.ml.assistant import Assistant
 from hypotez.permissions import Caller
 from hypotez.plugins._autocomplete import model_autocomplete
-from hypotez.plugins._checks import require
+from hypotez.plugins._checks import EVERYWHERE, IN_SERVERS, require
 from hypotez.plugins._delivery import ChannelTarget, InteractionTarget, deliver
 from hypotez.plugins._errors import describe_error
 from hypotez.plugins._listeners import message_listener
@@ -50,6 +50,7 @@ class Chat(
     name="chat",
     description="Talk with the model",
     hooks=[require(Capability.CHAT)],
+    **EVERYWHERE,
 ):
     message = lightbulb.string("message", "What to say", min_length=1, max_length=4000)
     model = lightbulb.string(
@@ -100,7 +101,7 @@ async def _open_thread(ctx: lightbulb.Context, reply: BotReply) -> None:
         await ctx.respond("I could not open a thread here (missing permission?).", ephemeral=True)
 
 
-prompt = lightbulb.Group("prompt", "The system prompt for this server or channel")
+prompt = lightbulb.Group("prompt", "The system prompt for this server or channel", **IN_SERVERS)
 
 
 async def _store_prompt(

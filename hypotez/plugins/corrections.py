@@ -11,7 +11,7 @@ from hypotez.errors import InvalidInputError, NotFoundError, PermissionDeniedErr
 from hypotez.keys import Key, build_key
 from hypotez.permissions import Caller
 from hypotez.plugins._attachments import read_text_attachment
-from hypotez.plugins._checks import require
+from hypotez.plugins._checks import EVERYWHERE, require
 from hypotez.plugins._components import (
     ComponentContext,
     ModalContext,
@@ -134,7 +134,9 @@ async def open_correction(ctx: ComponentContext, caller: Caller, replies: ReplyR
 
 
 @loader.command
-class CorrectThisReply(lightbulb.MessageCommand, name="Correct this reply", hooks=[require(Capability.CORRECT)]):
+class CorrectThisReply(
+    lightbulb.MessageCommand, name="Correct this reply", hooks=[require(Capability.CORRECT)], **EVERYWHERE
+):
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository) -> None:
         reply, part = await find_reply(replies, int(self.target.id), caller)
@@ -148,6 +150,7 @@ class Correct(
     name="correct",
     description="Correct one of the bot's replies (by message id or link)",
     hooks=[require(Capability.CORRECT)],
+    **EVERYWHERE,
 ):
     message_id = lightbulb.string(
         "message_id", "The reply's message id or link", autocomplete=recent_replies_autocomplete, max_length=200

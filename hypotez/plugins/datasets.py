@@ -19,7 +19,7 @@ from hypotez.ml.datasets import EXPORT_FORMATS, SUPPORTED_SUFFIXES, DatasetCatal
 from hypotez.permissions import Caller
 from hypotez.plugins._attachments import attachment_chunks, check_upload, files_for, send_limit
 from hypotez.plugins._autocomplete import allowed, allowed_area, choices
-from hypotez.plugins._checks import guild_area, require_in_server
+from hypotez.plugins._checks import STAFF_IN_SERVERS, guild_area, require_in_server
 from hypotez.storage.files import DATASETS, DataDirectory, human_size
 from hypotez.storage.repositories import DatasetRepository
 
@@ -67,7 +67,7 @@ def _guild(caller: Caller) -> int:
     return caller.guild_id
 
 
-dataset = lightbulb.Group("dataset", "Training datasets: import, build, inspect, export, archive")
+dataset = lightbulb.Group("dataset", "Training datasets: import, build, inspect, export, archive", **STAFF_IN_SERVERS)
 
 
 @dataset.register

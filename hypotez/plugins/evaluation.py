@@ -18,7 +18,7 @@ from hypotez.ml.evaluation import EvalReport, TestCase, compare, evaluate, parse
 from hypotez.permissions import Caller
 from hypotez.plugins._attachments import read_text_attachment
 from hypotez.plugins._autocomplete import model_autocomplete
-from hypotez.plugins._checks import require
+from hypotez.plugins._checks import STAFF_IN_SERVERS, require
 from hypotez.storage.files import REPORTS, DataDirectory
 from hypotez.storage.repositories import AuditLog
 
@@ -67,7 +67,7 @@ def _summary_lines(report: EvalReport) -> list[str]:
     ]
 
 
-test_group = lightbulb.Group("test", "Evaluate a model on test data")
+test_group = lightbulb.Group("test", "Evaluate a model on test data", **STAFF_IN_SERVERS)
 
 
 @test_group.register

@@ -12,7 +12,7 @@ from hypotez.config import Capability
 from hypotez.errors import InvalidInputError
 from hypotez.keys import Key, build_key
 from hypotez.permissions import Caller
-from hypotez.plugins._checks import require
+from hypotez.plugins._checks import EVERYWHERE, require
 from hypotez.plugins._components import ComponentContext, ModalContext, handler, text_input
 from hypotez.plugins._replies import (
     find_reply,
@@ -89,7 +89,7 @@ async def submit_feedback(
     await ctx.respond(f"Thanks! Feedback stored ({raw}/5).", ephemeral=True)
 
 
-feedback = lightbulb.Group("feedback", "Tell us how the bot is doing")
+feedback = lightbulb.Group("feedback", "Tell us how the bot is doing", **EVERYWHERE)
 
 
 @feedback.register
@@ -148,7 +148,9 @@ loader.command(feedback)
 
 
 @loader.command
-class RateThisReply(lightbulb.MessageCommand, name="Rate this reply", hooks=[require(Capability.FEEDBACK)]):
+class RateThisReply(
+    lightbulb.MessageCommand, name="Rate this reply", hooks=[require(Capability.FEEDBACK)], **EVERYWHERE
+):
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository) -> None:
         reply, _ = await find_reply(replies, int(self.target.id), caller)

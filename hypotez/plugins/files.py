@@ -12,7 +12,7 @@ from hypotez.config import Capability, Settings
 from hypotez.permissions import Caller
 from hypotez.plugins._attachments import files_for, send_limit
 from hypotez.plugins._autocomplete import allowed_area, choices
-from hypotez.plugins._checks import guild_area, require_in_server
+from hypotez.plugins._checks import STAFF_IN_SERVERS, guild_area, require_in_server
 from hypotez.storage.files import DataDirectory, human_size
 from hypotez.storage.repositories import AuditLog
 
@@ -68,6 +68,7 @@ class GetFile(
     name="getfile",
     description="Send a file from this server's area of the bot's data directory",
     hooks=[require_in_server(Capability.FILES)],
+    **STAFF_IN_SERVERS,
 ):
     path = lightbulb.string(
         "path", "Path inside this server's files", min_length=1, max_length=500, autocomplete=file_autocomplete
@@ -92,7 +93,7 @@ class GetFile(
         )
 
 
-archive = lightbulb.Group("archive", "Zip archives in this server's archive/ area")
+archive = lightbulb.Group("archive", "Zip archives in this server's archive/ area", **STAFF_IN_SERVERS)
 
 
 @archive.register

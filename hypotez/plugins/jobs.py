@@ -12,7 +12,7 @@ from hypotez.keys import Key
 from hypotez.ml.jobs import JobTracker
 from hypotez.permissions import Caller
 from hypotez.plugins._autocomplete import allowed
-from hypotez.plugins._checks import require
+from hypotez.plugins._checks import STAFF_IN_SERVERS, require
 from hypotez.plugins._components import ComponentContext, handler
 from hypotez.plugins._job_status import JobMessages, render
 from hypotez.storage.models import TrainingJob
@@ -65,7 +65,7 @@ async def cancel_job(jobs: JobTracker, audit: AuditLog, caller: Caller, job_id: 
     return job
 
 
-jobs_group = lightbulb.Group("jobs", "Training jobs")
+jobs_group = lightbulb.Group("jobs", "Training jobs", **STAFF_IN_SERVERS)
 
 
 @jobs_group.register

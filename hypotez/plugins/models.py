@@ -9,13 +9,13 @@ from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml.assistant import Assistant
 from hypotez.permissions import Caller
 from hypotez.plugins._autocomplete import model_autocomplete
-from hypotez.plugins._checks import require
+from hypotez.plugins._checks import EVERYWHERE, require
 from hypotez.storage.repositories import AuditLog, GuildSettingsRepository
 
 loader = lightbulb.Loader()
 
 
-model_group = lightbulb.Group("model", "Which model the bot talks with")
+model_group = lightbulb.Group("model", "Which model the bot talks with", **EVERYWHERE)
 
 
 @model_group.register

@@ -22,7 +22,7 @@ from hypotez.ml.training_data import load_training_data, validate_for
 from hypotez.permissions import Caller
 from hypotez.plugins._attachments import attachment_chunks, check_upload
 from hypotez.plugins._autocomplete import allowed, choices
-from hypotez.plugins._checks import require
+from hypotez.plugins._checks import STAFF_IN_SERVERS, require
 from hypotez.plugins._job_status import JobMessages
 from hypotez.storage import Database
 from hypotez.storage.files import DataDirectory
@@ -53,6 +53,7 @@ class Train(
     name="train",
     description="Fine-tune a model on a dataset",
     hooks=[require(Capability.TRAIN)],
+    **STAFF_IN_SERVERS,
 ):
     dataset = lightbulb.string(
         "dataset", "Dataset to train on", default=None, autocomplete=dataset_autocomplete, max_length=100
