@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import func, select
 
 from hypotez.storage.models import BotReply, ReplyMessage
-from tests.fakes.interactions import ADMIN_MEMBER, CHANNEL_ID, GUILD_ID, USER_ID, slash
+from tests.fakes.interactions import ADMIN_MEMBER, CHANNEL_ID, GUILD_ID, USER_ID, autocomplete, slash
 
 if TYPE_CHECKING:
     from tests.conftest import Hypotez
@@ -230,3 +231,30 @@ async def test_model_autocomplete_offers_trained_local_and_backend_models(hz: Hy
     assert values == ["ft:gpt-4o-mini:acme:support:x1", "local:tiny-base", "gpt-4.1-mini", "gpt-4o-mini"]
     narrowed = await hz.send(autocomplete("chat", {"message": "hi", "model": "4.1"}, "model"))
     assert [c["value"] for c in narrowed.choices] == ["gpt-4.1-mini"]
+
+
+@pytest.mark.asyncio
+async def test_a_slow_model_list_does_not_break_autocomplete(hz: Hypotez) -> None:
+    """The model server takes 4 s to list its models: autocomplete still answers within Discord's 3 s (the
+    harness fails the test otherwise), and offers them once the background refresh has them."""
+    hz.openai.delay_next(4.0, path_contains="/models")
+    first = await hz.send(autocomplete("chat", {"message": "hi", "model": ""}, "model"))
+    assert [c["value"] for c in first.choices] == []  # nothing cached yet, nothing invented
+    values: list[str] = []
+    async with asyncio.timeout(30):
+        while "gpt-4o-mini" not in values:
+            await asyncio.sleep(0.25)
+            values = [
+                c["value"]
+                for c in (await hz.send(autocomplete("chat", {"message": "hi", "model": ""}, "model"))).choices
+            ]
+    assert values == ["gpt-4.1-mini", "gpt-4o-mini"]
+
+
+@pytest.mark.asyncio
+async def test_a_failed_model_list_is_not_cached_as_no_models(hz: Hypotez) -> None:
+    hz.openai.fail_next(500, path_contains="/models")
+    failed = await hz.send(autocomplete("chat", {"message": "hi", "model": ""}, "model"))
+    assert failed.choices == []
+    later = await hz.send(autocomplete("chat", {"message": "hi", "model": ""}, "model"))
+    assert [c["value"] for c in later.choices] == ["gpt-4.1-mini", "gpt-4o-mini"]

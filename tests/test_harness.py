@@ -436,3 +436,38 @@ async def test_command_sync_against_the_fake() -> None:
 
         result = await harness.client.send(slash("echo", {"text": "synced"}))
         assert result.content == "synced x1.0"
+
+
+@pytest.mark.asyncio
+async def test_an_initial_response_after_three_seconds_is_refused_like_discord(mini: MiniBot) -> None:
+    rest = mini.harness.rest
+    payload = slash("echo", {"text": "late"})
+    rest.register_interaction(payload)
+    rest.advance(3.2)  # the bot answers only after Discord stopped waiting
+    with pytest.raises(hikari.NotFoundError) as refused:
+        await mini.harness.bot.rest.create_interaction_response(
+            int(payload["id"]), payload["token"], hikari.ResponseType.MESSAGE_CREATE, "too late"
+        )
+    assert refused.value.code == 10062
+    assert [m.what for m in rest.missed_deadlines] == ["initial response"]
+    with pytest.raises(AssertionError, match="late answers"):
+        rest.assert_deadlines_met()  # what fails the test when the bot was late by itself
+    rest.missed_deadlines.clear()
+
+
+@pytest.mark.asyncio
+async def test_the_interaction_token_expires_after_fifteen_minutes(mini: MiniBot) -> None:
+    rest = mini.harness.rest
+    result = await mini.harness.client.send(slash("echo", {"text": "hi"}))
+    assert result.content is not None
+    token = result.token
+    assert token is not None
+    follow_up = await mini.harness.bot.rest.execute_webhook(APP_ID, token, "still in time")
+    assert follow_up.content == "still in time"
+    rest.advance(15 * 60 + 1)
+    with pytest.raises(hikari.UnauthorizedError):
+        await mini.harness.bot.rest.execute_webhook(APP_ID, token, "too late")
+    with pytest.raises(hikari.UnauthorizedError):
+        await mini.harness.bot.rest.edit_interaction_response(APP_ID, token, "too late")
+    assert [m.what for m in rest.missed_deadlines] == ["follow-up or edit with an expired token"] * 2
+    rest.missed_deadlines.clear()
