@@ -22,7 +22,10 @@ from sqlalchemy import select
 
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml import datasets as datasets_module
+from hypotez.ml.datasets import catalog as catalog_module
 from hypotez.ml.datasets import load_examples, parse_file, split_examples
+from hypotez.ml.datasets import loading as loading_module
+from hypotez.ml.datasets import parsing as parsing_module
 from hypotez.storage import repositories as repositories_module
 from hypotez.storage.models import AuditEntry, Correction, Dataset, DatasetExample, Feedback
 from tests.conftest import running_hypotez
@@ -445,7 +448,7 @@ def test_an_unforeseen_shape_is_still_a_problem_of_its_line(tmp_path: Path, monk
             raise TypeError("unhashable type: 'list'")
         return real(record, **kwargs)
 
-    monkeypatch.setattr(datasets_module, "example_from_record", fragile)
+    monkeypatch.setattr(parsing_module, "example_from_record", fragile)
     path = tmp_path / "a.jsonl"
     path.write_text('{"prompt": "ok", "completion": "fine"}\n{"prompt": "boom", "completion": "x"}\n')
     parsed = parse_file(path, label="positive", origin="upload", source="a.jsonl", max_tokens=100)
@@ -504,7 +507,7 @@ async def test_upload_is_streamed_to_disk_and_parsed_off_the_event_loop(
         return real_parse(*args, **kwargs)
 
     monkeypatch.setattr(hikari.Attachment, "read", no_read)
-    monkeypatch.setattr(datasets_module, "parse_file", spy)
+    monkeypatch.setattr(catalog_module, "parse_file", spy)
     content = jsonl([{"prompt": f"question {i}", "completion": f"answer {i}"} for i in range(3000)])
     assert len(content) > 100_000  # several chunks
     result = await upload(hz, "many.jsonl", content)
@@ -531,7 +534,9 @@ async def test_dataset_work_runs_off_the_event_loop(hz: Hypotez, monkeypatch: py
         monkeypatch.setattr(module, name, wrapper)
 
     for name in ("supervised_records", "preference_records", "csv_rows", "build_examples", "_unique"):
-        spy(datasets_module, name)
+        spy(catalog_module, name)
+    for name in ("supervised_records", "preference_records"):
+        spy(loading_module, name)
     for name in ("_insert_rows", "_orm_examples"):
         spy(repositories_module, name)
 

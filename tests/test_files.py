@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from hypotez.errors import InvalidInputError, NotFoundError, StorageError
 from hypotez.plugins._checks import OUTSIDE_SERVER
-from hypotez.storage import files as files_module
 from hypotez.storage.files import REPORTS, DataDirectory
+from hypotez.storage.files import archives as archives_module
 from hypotez.storage.models import AuditEntry
 from tests.conftest import running_hypotez
 from tests.fakes.interactions import (
@@ -433,13 +433,13 @@ async def test_archive_create_writes_a_verified_manifest_then_moves_the_original
     root = guild_root(hz)
     originals = _make_directory(root)
     threads: list[str] = []
-    real_add = DataDirectory._add_to_zip  # pyright: ignore[reportPrivateUsage]
+    real_add = archives_module._add_to_zip  # pyright: ignore[reportPrivateUsage]
 
-    def spy(self: DataDirectory, zf: zipfile.ZipFile, member: Any) -> Any:
+    def spy(zf: zipfile.ZipFile, member: Any) -> Any:
         threads.append(threading.current_thread().name)
-        return real_add(self, zf, member)
+        return real_add(zf, member)
 
-    monkeypatch.setattr(DataDirectory, "_add_to_zip", spy)
+    monkeypatch.setattr(archives_module, "_add_to_zip", spy)
 
     offered = await hz.send(autocomplete("archive", {"directory": "run"}, "directory", subcommand="create",
                                          user=ADMIN_MEMBER))  # fmt: skip
@@ -500,23 +500,23 @@ async def test_a_failed_archive_keeps_the_originals(hz: Hypotez, monkeypatch: py
     root = guild_root(hz)
     originals = _make_directory(root)
     if failure == "while writing":
-        real_add = DataDirectory._add_to_zip  # pyright: ignore[reportPrivateUsage]
+        real_add = archives_module._add_to_zip  # pyright: ignore[reportPrivateUsage]
         calls: list[str] = []
 
-        def failing(self: DataDirectory, zf: zipfile.ZipFile, member: Any) -> Any:
+        def failing(zf: zipfile.ZipFile, member: Any) -> Any:
             calls.append(member.arcname)
             if len(calls) == 2:
                 raise OSError(28, "No space left on device")
-            return real_add(self, zf, member)
+            return real_add(zf, member)
 
-        monkeypatch.setattr(DataDirectory, "_add_to_zip", failing)
+        monkeypatch.setattr(archives_module, "_add_to_zip", failing)
         reason = "No space left on device"
     else:
 
         def corrupt(path: Path, entries: Any) -> None:
             raise OSError("deep/b.txt does not read back as written")
 
-        monkeypatch.setattr(files_module, "_verify_archive", corrupt)
+        monkeypatch.setattr(archives_module, "_verify_archive", corrupt)
         reason = "deep/b.txt does not read back as written"
 
     result = await hz.send(slash("archive", {"directory": "datasets/run 1"}, subcommand="create", user=ADMIN_MEMBER))

@@ -1,17 +1,6 @@
-"""The data directory: each guild's own area, paths given by members resolved safely inside it, listings for
-autocomplete, attachments streamed to disk, and zip archives with a verified manifest.
-
-Layout under ``settings.data_dir``::
-
-    guilds/<guild id>/   one area per guild; every member-facing command works inside its guild's area only
-        datasets/        directories of dataset files for ``/dataset select``
-        exports/         files written by ``/dataset export``
-        archive/         zip archives (``/archive``, ``/dataset archive``), each with a ``manifest.json``
-        reports/         ``/test`` reports
-        tmp/             attachments being received, archives being staged (never listed or served)
-    training/            local training jobs and their models (operator area)
-    models/              local base models (operator area)
-    hypotez.db           the SQLite database (operator area)
+"""The data directory sandbox: each guild's own area, paths given by members resolved safely inside it, listings
+for autocomplete, attachments streamed to disk, and the archive area's zips (written by
+:mod:`hypotez.storage.files.archives`).
 
 The top of the data directory is the operator's: nothing outside ``guilds/<guild id>/`` is served, listed,
 archived or deleted by a member command.  :meth:`DataDirectory.for_guild` gives a guild's area, itself a
@@ -28,56 +17,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import hashlib
-import json
 import os
 import re
 import stat
 import uuid
-import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import aiofiles
 from sqlalchemy.engine import make_url
 
-from hypotez.errors import InvalidInputError, NotFoundError, StorageError
+from hypotez.errors import InvalidInputError, NotFoundError
+from hypotez.storage.files.archives import bundle_files, read_archives, zip_directory, zip_files
+from hypotez.storage.files.layout import ARCHIVE, GUILDS, MODELS, TMP, TRAINING, human_size, safe_filename
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterable, Collection, Sequence
 
     from hypotez.config import Settings
+    from hypotez.storage.files.archives import ArchiveInfo
 
-__all__ = [
-    "ARCHIVE",
-    "DATASETS",
-    "EXPORTS",
-    "GUILDS",
-    "MODELS",
-    "REPORTS",
-    "TMP",
-    "TRAINING",
-    "ArchiveInfo",
-    "DataDirectory",
-    "ManifestEntry",
-    "SafeFile",
-    "human_size",
-]
-
-DATASETS = "datasets"
-EXPORTS = "exports"
-ARCHIVE = "archive"
-REPORTS = "reports"
-TMP = "tmp"
-#: The guilds' areas, ``guilds/<guild id>/``, at the top of the data directory.
-GUILDS = "guilds"
-#: Local training jobs and their models (hypotez.ml.local_models): operator area, in use, never archived.
-TRAINING = "training"
-#: Local base models (``local:<name>``): operator area, never archived.
-MODELS = "models"
+__all__ = ["SCAN_LIMIT", "DataDirectory", "SafeFile"]
 
 #: Areas at the top of the data directory that are never archived, and what they hold.
 _OPERATOR_AREAS = (
@@ -86,35 +48,11 @@ _OPERATOR_AREAS = (
     (GUILDS, "the servers' own files"),
 )
 
-#: Bytes read or written at a time.
-CHUNK = 1024 * 1024
 #: Entries looked at, at most, when listing for autocomplete (Discord wants an answer within 3 s).
 SCAN_LIMIT = 5000
-MANIFEST = "manifest.json"
 
 _ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
 _DRIVE = re.compile(r"^[A-Za-z]:")
-_UNSAFE_NAME = re.compile(r"[^\w.-]+")
-
-
-def human_size(size: int) -> str:
-    """``1.5 MiB``-style sizes for replies."""
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{size:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size:,} bytes"  # pragma: no cover - the loop always returns
-
-
-def safe_filename(name: str, *, default: str = "file") -> str:
-    """``name`` reduced to letters, digits, ``.``, ``_`` and ``-`` (no leading dot, at most 120 characters,
-    the extension kept), for files we create."""
-    cleaned = _UNSAFE_NAME.sub("_", name).strip("._")
-    if len(cleaned) > 120:
-        stem, dot, suffix = cleaned.rpartition(".")
-        cleaned = stem[: 119 - len(suffix)] + dot + suffix if dot and len(suffix) <= 10 else cleaned[:120]
-    return cleaned or default
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,37 +62,6 @@ class SafeFile:
     path: Path
     relative: str
     size: int
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestEntry:
-    """One archived file: its path inside the archive, size and SHA-256."""
-
-    path: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveInfo:
-    """A zip in the archive area and what its manifest lists."""
-
-    name: str
-    path: Path
-    size: int
-    created_at: dt.datetime
-    source: str
-    files: list[ManifestEntry]
-    #: Originals left in place after archiving (changed while being archived, or could not be removed).
-    kept: list[str] = field(default_factory=list[str])
-
-
-@dataclass(frozen=True, slots=True)
-class _Member:
-    arcname: str
-    path: Path
-    size: int
-    mtime_ns: int
 
 
 class DataDirectory:
@@ -387,32 +294,10 @@ class DataDirectory:
 
     def list_archives(self) -> list[ArchiveInfo]:
         """Every archive, newest first (blocking)."""
-        folder = self.root / ARCHIVE
-        if not folder.is_dir():
-            return []
-        infos: list[ArchiveInfo] = []
-        for path in folder.glob("*.zip"):
-            if path.is_symlink() or not path.is_file():
-                continue
-            try:
-                infos.append(_read_archive(path))
-            except (OSError, zipfile.BadZipFile, ValueError, KeyError):
-                continue
-        infos.sort(key=lambda i: (i.created_at, i.name), reverse=True)
-        return infos
+        return read_archives(self.root / ARCHIVE)
 
     async def archives(self) -> list[ArchiveInfo]:
         return await asyncio.to_thread(self.list_archives)
-
-    def _new_archive_path(self, stem: str) -> Path:
-        folder = self.area(ARCHIVE)
-        base = f"{safe_filename(stem, default='archive')}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
-        path = folder / f"{base}.zip"
-        counter = 2
-        while path.exists() or path.with_name(path.name + ".partial").exists():
-            path = folder / f"{base}-{counter}.zip"
-            counter += 1
-        return path
 
     def archive_directory_sync(self, directory: Path) -> ArchiveInfo:
         """Zip ``directory`` (from :meth:`resolve_directory`) into the archive area, verify it, then remove the
@@ -426,19 +311,7 @@ class DataDirectory:
                 raise InvalidInputError(f"`{rel}` holds {what}; it cannot be archived.")
         if any(h.is_relative_to(directory) for h in self._hidden):
             raise InvalidInputError(f"`{rel}` holds the database; it cannot be archived.")
-        members: list[_Member] = []
-        for path, is_dir in self._walk(directory, limit=None):
-            if is_dir or path.is_symlink():
-                continue
-            info = os.stat(path)
-            members.append(_Member(path.relative_to(directory).as_posix(), path, info.st_size, info.st_mtime_ns))
-        if not members:
-            raise InvalidInputError(f"`{rel}` has no files to archive.")
-        archive = self._write_archive(rel.replace("/", "_"), members=members, source=rel)
-        kept = self._remove_originals(members)
-        with contextlib.suppress(OSError):
-            _remove_empty_dirs(directory)
-        return ArchiveInfo(archive.name, archive.path, archive.size, archive.created_at, rel, archive.files, kept)
+        return zip_directory(self.root / ARCHIVE, directory, self._walk(directory, limit=None), source=rel)
 
     async def archive_directory(self, directory: Path) -> ArchiveInfo:
         """:meth:`archive_directory_sync` in a worker thread."""
@@ -448,16 +321,7 @@ class DataDirectory:
         self, stem: str, files: Sequence[tuple[str, Path]], *, source: str, remove_originals: bool = True
     ) -> ArchiveInfo:
         """Zip ``files`` (name in the archive, path) into the archive area; originals removed once verified."""
-        members: list[_Member] = []
-        for arcname, path in files:
-            try:
-                info = os.stat(path)
-            except OSError as exc:
-                raise StorageError(f"Archiving `{source}` failed ({exc.strerror or exc}); nothing was moved.") from exc
-            members.append(_Member(arcname, path, info.st_size, info.st_mtime_ns))
-        archive = self._write_archive(stem, members=members, source=source)
-        kept = self._remove_originals(members) if remove_originals else []
-        return ArchiveInfo(archive.name, archive.path, archive.size, archive.created_at, source, archive.files, kept)
+        return zip_files(self.root / ARCHIVE, stem, files, source=source, remove_originals=remove_originals)
 
     async def archive_files(
         self, stem: str, files: Sequence[tuple[str, Path]], *, source: str, remove_originals: bool = True
@@ -466,82 +330,12 @@ class DataDirectory:
             self.archive_files_sync, stem, files, source=source, remove_originals=remove_originals
         )
 
-    def _write_archive(self, stem: str, *, members: Sequence[_Member], source: str) -> ArchiveInfo:
-        """Write and verify a zip with a manifest; it appears under its final name only once verified."""
-        target = self._new_archive_path(stem)
-        partial = target.with_name(target.name + ".partial")
-        created = dt.datetime.now(dt.UTC)
-        try:
-            entries: list[ManifestEntry] = []
-            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-                for member in members:
-                    entries.append(self._add_to_zip(zf, member))
-                manifest = {
-                    "source": source,
-                    "created_at": created.isoformat(),
-                    "files": [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in entries],
-                }
-                zf.writestr(MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
-            _verify_archive(partial, entries)
-            os.replace(partial, target)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise StorageError(
-                f"Archiving `{source}` failed ({exc.strerror or exc}); nothing was moved, the originals are where "
-                "they were."
-            ) from exc
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        return ArchiveInfo(target.name, target, target.stat().st_size, created, source, entries)
-
-    def _add_to_zip(self, zf: zipfile.ZipFile, member: _Member) -> ManifestEntry:
-        digest = hashlib.sha256()
-        size = 0
-        info = zipfile.ZipInfo(member.arcname, date_time=_zip_time(member.mtime_ns))
-        info.compress_type = zipfile.ZIP_DEFLATED
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        fd = os.open(member.path, flags)
-        with os.fdopen(fd, "rb") as source, zf.open(info, "w", force_zip64=True) as sink:
-            if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
-                raise OSError(f"{member.arcname} is not a regular file")
-            while chunk := source.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                sink.write(chunk)
-        return ManifestEntry(member.arcname, size, digest.hexdigest())
-
-    def _remove_originals(self, members: Sequence[_Member]) -> list[str]:
-        """Delete archived originals; a file changed since it was read is kept (and reported)."""
-        kept: list[str] = []
-        for member in members:
-            try:
-                info = os.stat(member.path, follow_symlinks=False)
-                if info.st_size != member.size or info.st_mtime_ns != member.mtime_ns:
-                    kept.append(member.arcname)
-                    continue
-                member.path.unlink()
-            except OSError:
-                kept.append(member.arcname)
-        return kept
-
     # ------------------------------------------------------------------------------------------ bundles
 
     def bundle_sync(self, files: Sequence[Path], *, limit: int, stem: str) -> list[Path] | None:
         """``files`` when together they fit in ``limit`` bytes, else one zip of them next to the first when that
         fits, else ``None``."""
-        if sum(p.stat().st_size for p in files) <= limit:
-            return list(files)
-        target = files[0].with_name(f"{safe_filename(stem)}.zip")
-        partial = target.with_name(target.name + ".partial")
-        try:
-            with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-                for path in files:
-                    zf.write(path, path.name)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
-        return [target] if target.stat().st_size <= limit else None
+        return bundle_files(files, limit=limit, stem=stem)
 
     async def bundle(self, files: Sequence[Path], *, limit: int, stem: str) -> list[Path] | None:
         return await asyncio.to_thread(self.bundle_sync, files, limit=limit, stem=stem)
@@ -562,41 +356,3 @@ def _escapes(decoded: str) -> bool:
         or ".." in text.split("/")
         or bool(_ENCODED.search(text))
     )
-
-
-def _zip_time(mtime_ns: int) -> tuple[int, int, int, int, int, int]:
-    when = dt.datetime.fromtimestamp(mtime_ns / 1e9, dt.UTC)
-    when = max(when, dt.datetime(1980, 1, 1, tzinfo=dt.UTC))
-    return (when.year, when.month, when.day, when.hour, when.minute, when.second)
-
-
-def _verify_archive(path: Path, entries: Sequence[ManifestEntry]) -> None:
-    """Re-read the zip: its manifest lists exactly ``entries`` and every member's bytes hash as recorded."""
-    with zipfile.ZipFile(path) as zf:
-        manifest: dict[str, Any] = json.loads(zf.read(MANIFEST))
-        listed = [(f["path"], f["size"], f["sha256"]) for f in manifest["files"]]
-        if listed != [(e.path, e.size, e.sha256) for e in entries]:
-            raise OSError("the manifest does not match the files written")
-        for entry in entries:
-            digest = hashlib.sha256()
-            size = 0
-            with zf.open(entry.path) as member:
-                while chunk := member.read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-            if size != entry.size or digest.hexdigest() != entry.sha256:
-                raise OSError(f"{entry.path} does not read back as written")
-
-
-def _read_archive(path: Path) -> ArchiveInfo:
-    with zipfile.ZipFile(path) as zf:
-        manifest: dict[str, Any] = json.loads(zf.read(MANIFEST))
-    files = [ManifestEntry(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in manifest["files"]]
-    created = dt.datetime.fromisoformat(str(manifest["created_at"]))
-    return ArchiveInfo(path.name, path, path.stat().st_size, created, str(manifest.get("source", "")), files)
-
-
-def _remove_empty_dirs(directory: Path) -> None:
-    for top, _dirs, _files in os.walk(directory, topdown=False):
-        with contextlib.suppress(OSError):
-            Path(top).rmdir()
