@@ -24,6 +24,8 @@ run: $(VENV)/.installed-run
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check hypotez tests bench
+	$(BIN)/ruff format --check hypotez tests bench
+	$(BIN)/hadolint Dockerfile
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/pyright
