@@ -30,6 +30,7 @@ from hypotez.ml.trainers.local import LocalTrainer
 from hypotez.ml.trainers.openai import OpenAITrainer
 from hypotez.permissions import Caller, caller_from_message, resolve_caller
 from hypotez.plugins._components import COMPONENT, ComponentRouter
+from hypotez.plugins._deadlines import auto_defer
 from hypotez.plugins._errors import handle_command_error
 from hypotez.plugins._job_status import JobMessages
 from hypotez.storage import Database
@@ -248,7 +249,9 @@ async def assemble(
 ) -> Hypotez:
     """Wire services, the lightbulb client, the component router and plugins onto ``bot``, with start-up and
     shutdown hooks.  ``chat`` replaces the chat backend built from the settings."""
-    client = lightbulb.client_from_app(bot, default_enabled_guilds=settings.command_guilds, sync_commands=sync_commands)
+    client = lightbulb.client_from_app(
+        bot, default_enabled_guilds=settings.command_guilds, sync_commands=sync_commands, hooks=[auto_defer]
+    )
     router = ComponentRouter(client, bot)
     app = Hypotez(bot=bot, client=client, router=router)
 

@@ -31,6 +31,7 @@ from hypotez.config import Capability
 from hypotez.errors import InvalidInputError
 from hypotez.keys import Key, MalformedKeyError, ParsedKey, parse_key
 from hypotez.permissions import Caller
+from hypotez.plugins._deadlines import defer_unless_answered
 from hypotez.plugins._errors import describe_error
 
 if TYPE_CHECKING:
@@ -52,9 +53,6 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
-#: A handler that has not answered by then is deferred (ephemerally) for it: Discord drops an initial response
-#: that comes more than 3 s after the interaction.
-DEFER_AFTER: Final = 2.0
 #: How long the HTTP request from Discord is held open waiting for the initial response (sent over REST).
 _ANSWER_WITHIN: Final = 2.9
 
@@ -254,7 +252,7 @@ class ComponentRouter:
             else ModalContext(self._client, interaction, parsed, sent)
         )
         kind = "button" if isinstance(ctx, ComponentContext) else "modal"
-        deferring = self._client.safe_create_task(self._defer_later(ctx))
+        deferring = self._client.safe_create_task(defer_unless_answered(ctx))
         try:
             entry = self._handlers.get(parsed.key) if parsed is not None else None
             if entry is None or parsed is None:
@@ -280,11 +278,6 @@ class ComponentRouter:
             caller = await container.get(Caller)
             caller.require(entry.capability)
             await entry.callback()
-
-    @staticmethod
-    async def _defer_later(ctx: ComponentContext | ModalContext) -> None:
-        await asyncio.sleep(DEFER_AFTER)
-        await ctx.defer(ephemeral=True)
 
     @staticmethod
     async def _report(ctx: ComponentContext | ModalContext, message: str) -> None:
