@@ -35,6 +35,8 @@ from hypotez.storage.repositories import (
     DatasetRepository,
     FeedbackRepository,
     GuildSettingsRepository,
+    JobRepository,
+    RegisteredModelRepository,
     ReplyRepository,
 )
 from hypotez.voice.stt import Transcriber
@@ -99,8 +101,10 @@ class Services:
                 max_new_tokens=self.settings.local_max_new_tokens,
             ),
         )
-        self.assistant = Assistant(self.settings, self.db, self.backends, self.guild_settings, self.replies)
-        self.jobs = JobTracker(self.db, self._trainers(), poll_interval=self.settings.job_poll_interval)
+        self.assistant = Assistant(
+            self.settings, RegisteredModelRepository(self.db), self.backends, self.guild_settings, self.replies
+        )
+        self.jobs = JobTracker(JobRepository(self.db), self._trainers(), poll_interval=self.settings.job_poll_interval)
 
     def _trainers(self) -> dict[str, Trainer]:
         trainers: dict[str, Trainer] = {"local": LocalTrainer(self.local_models.training_dir)}

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml import datasets as datasets_module
 from hypotez.ml.datasets import load_examples, parse_file, split_examples
-from hypotez.storage import repositories as repositories_module
 from hypotez.storage.models import AuditEntry, Correction, Dataset, DatasetExample, Feedback
+from hypotez.storage.repositories import datasets as repositories_module
 from tests.conftest import running_hypotez
 from tests.fakes.interactions import (
     ADMIN_MEMBER,

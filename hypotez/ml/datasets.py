@@ -42,16 +42,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from hypotez.errors import InvalidInputError, NotFoundError
+from hypotez.ml.examples import content_hash, examples_from_correction
 from hypotez.ml.tokens import estimate_tokens
 from hypotez.storage.files import DATASETS, EXPORTS, TMP, safe_filename
 from hypotez.storage.models import DatasetExample, utcnow
-from hypotez.storage.repositories import (
-    CorrectionRepository,
-    DatasetRepository,
-    StoredExample,
-    content_hash,
-    examples_from_correction,
-)
+from hypotez.storage.repositories import CorrectionRepository, DatasetRepository, StoredExample
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -688,10 +683,11 @@ def _write_csv(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 async def load_examples(
-    db: Database, dataset: int | str, kind: str, *, guild_id: int | None = None
+    db: DatasetRepository | Database, dataset: int | str, kind: str, *, guild_id: int | None = None
 ) -> list[dict[str, Any]]:
     """A dataset's examples as OpenAI fine-tuning records.
 
+    ``db`` is the dataset repository (or the database it reads).
     ``dataset`` is a dataset id, or a name (``name`` or ``name@version``) in ``guild_id``'s datasets.
     ``kind`` is ``"supervised"`` (``{"messages": [...]}`` lines) or ``"preference"`` (DPO lines:
     ``{"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}``).
@@ -699,7 +695,7 @@ async def load_examples(
     Split with :func:`split_examples`.  The examples are read in chunks and turned into records in a worker
     thread, so a large dataset does not hold up the event loop.
     """
-    repository = DatasetRepository(db)
+    repository = db if isinstance(db, DatasetRepository) else DatasetRepository(db)
     if isinstance(dataset, int):
         row = await repository.get(dataset)
         if row is None:

@@ -16,6 +16,7 @@ from hypotez.app import describe_error
 from hypotez.config import Capability
 from hypotez.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from hypotez.keys import Key, build_key
+from hypotez.ml.examples import examples_from_correction
 
 if TYPE_CHECKING:
     from collections.abc import MutableMapping, Sequence
@@ -157,7 +158,7 @@ async def store_correction(
     if corrected == reply.content:
         raise InvalidInputError("The correction is the same as the reply: nothing to store.")
     correction, created = await services.corrections.upsert(
-        reply, author_id=author_id, corrected_text=corrected, source=source
+        reply, author_id=author_id, corrected_text=corrected, source=source, examples=examples_from_correction
     )
     await services.audit.record(
         "correction.create" if created else "correction.replace",

@@ -30,7 +30,6 @@ from hypotez.plugins._files import allowed, attachment_chunks, check_upload, cho
 from hypotez.plugins._jobs_ui import JobActions, JobMessages, render
 from hypotez.plugins.chat import model_autocomplete
 from hypotez.plugins.feedback import read_text_attachment
-from hypotez.storage import Database
 from hypotez.storage.files import REPORTS, DataDirectory
 from hypotez.storage.models import TrainingJob
 from hypotez.storage.repositories import AuditLog, DatasetRepository, GuildSettingsRepository
@@ -146,7 +145,7 @@ class Train(
         ctx: lightbulb.Context,
         caller: Caller,
         settings: Settings,
-        db: Database,
+        datasets: DatasetRepository,
         jobs: JobTracker,
         messages: JobMessages,
         audit: AuditLog,
@@ -170,7 +169,7 @@ class Train(
             name = await _import_upload(self.file, caller, settings, catalog, data_dir)
         else:
             name = self.dataset or ""
-        data = await load_training_data(db, guild_id=caller.guild_id, name=name, method=method)
+        data = await load_training_data(datasets, guild_id=caller.guild_id, name=name, method=method)
         train, valid = split_examples(data.examples, self.validation)
         validate_for(self.trainer, train)
         if not ctx.initial_response_sent.is_set():
