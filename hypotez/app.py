@@ -41,6 +41,8 @@ from hypotez.storage.repositories import (
     DatasetRepository,
     FeedbackRepository,
     GuildSettingsRepository,
+    JobRepository,
+    RegisteredModelRepository,
     ReplyRepository,
 )
 from hypotez.voice.stt import Transcriber
@@ -178,10 +180,12 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
         max_new_tokens=settings.local_max_new_tokens,
     )
     backends = register(ChatBackends, ChatBackends(default_chat, local_chat), ChatBackends.close)
-    register(Assistant, Assistant(settings, db, backends, guild_settings, replies))
+    models = register(RegisteredModelRepository, RegisteredModelRepository(db))
+    register(Assistant, Assistant(settings, models, backends, guild_settings, replies))
+    job_rows = register(JobRepository, JobRepository(db))
     jobs = register(
         JobTracker,
-        JobTracker(db, _trainers(default_chat, local_models), poll_interval=settings.job_poll_interval),
+        JobTracker(job_rows, _trainers(default_chat, local_models), poll_interval=settings.job_poll_interval),
         JobTracker.stop,
     )
     messages = register(JobMessages, JobMessages(app.bot.rest))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select
 
+from hypotez.ml.datasets.examples import examples_from_correction
 from hypotez.storage.models import BotReply, Correction, Feedback
 from tests.conftest import running_hypotez
 from tests.fakes.interactions import (
@@ -346,7 +347,13 @@ async def test_concurrent_corrections_of_one_reply_store_one(hz: Hypotez) -> Non
     assert found is not None
     results = await asyncio.gather(
         *(
-            hz.services.corrections.upsert(found[0], author_id=USER_ID, corrected_text=f"right {i}", source="test")
+            hz.services.corrections.upsert(
+                found[0],
+                author_id=USER_ID,
+                corrected_text=f"right {i}",
+                source="test",
+                examples=examples_from_correction,
+            )
             for i in range(4)
         )
     )

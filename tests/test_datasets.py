@@ -26,8 +26,8 @@ from hypotez.ml.datasets import catalog as catalog_module
 from hypotez.ml.datasets import load_examples, parse_file, split_examples
 from hypotez.ml.datasets import loading as loading_module
 from hypotez.ml.datasets import parsing as parsing_module
-from hypotez.storage import repositories as repositories_module
 from hypotez.storage.models import AuditEntry, Correction, Dataset, DatasetExample, Feedback
+from hypotez.storage.repositories import datasets as repositories_module
 from tests.conftest import running_hypotez
 from tests.fakes.interactions import (
     ADMIN_MEMBER,

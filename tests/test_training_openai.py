@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select
 
+from hypotez.ml.datasets.examples import examples_from_correction
 from hypotez.storage.models import BotReply, RegisteredModel, TrainingJob
 from tests.conftest import running_hypotez
 from tests.fakes.interactions import ADMIN_MEMBER, CHANNEL_ID, GUILD_ID, USER_ID, button, slash
@@ -35,7 +36,9 @@ async def seed_corrections(services: Services, count: int) -> None:
             content="I don't know.",
         )
         await services.replies.add(reply, [])
-        await services.corrections.upsert(reply, author_id=USER_ID, corrected_text=str(2 * i), source="test")
+        await services.corrections.upsert(
+            reply, author_id=USER_ID, corrected_text=str(2 * i), source="test", examples=examples_from_correction
+        )
 
 
 def _status_posts(hz: Hypotez) -> list[RecordedCall]:
@@ -403,11 +406,12 @@ async def test_two_replicas_racing_identical_requests_start_one_job(hz: Hypotez)
 
     from hypotez.ml.jobs import JobSpec, JobTracker
     from hypotez.ml.trainers.base import TrainingMethod, TrainingRequest
+    from hypotez.storage.repositories import JobRepository
 
     hz.openai.auto_advance = False
     trainer = hz.services.jobs.trainer("openai")
     # Two processes sharing the database: separate trackers, no lock in common.
-    replicas = [JobTracker(hz.services.db, {"openai": trainer}) for _ in range(2)]
+    replicas = [JobTracker(JobRepository(hz.services.db), {"openai": trainer}) for _ in range(2)]
     spec = JobSpec(
         trainer="openai",
         base_model="gpt-4o-mini",

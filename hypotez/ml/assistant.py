@@ -16,11 +16,11 @@ if TYPE_CHECKING:
 
     from hypotez.config import Settings
     from hypotez.ml.chat import ChatBackend, ChatMessage, ChatResult, TextCallback
-    from hypotez.storage.db import Database
     from hypotez.storage.repositories import (
         EffectiveSettings,
         GuildSettingsRepository,
         MessagePart,
+        RegisteredModelRepository,
         ReplyRepository,
     )
 
@@ -115,13 +115,13 @@ class Assistant:
     def __init__(
         self,
         settings: Settings,
-        db: Database,
+        models: RegisteredModelRepository,
         backends: ChatBackends,
         guild_settings: GuildSettingsRepository,
         replies: ReplyRepository,
     ) -> None:
         self._settings = settings
-        self._db = db
+        self._models = models
         self.backends = backends
         self._guild_settings = guild_settings
         self._replies = replies
@@ -132,15 +132,7 @@ class Assistant:
         return effective.active_model or self._settings.chat_model
 
     async def registered_models(self, guild_id: int | None) -> list[RegisteredModel]:
-        from sqlalchemy import or_, select
-
-        async with self._db.session() as session:
-            rows = await session.scalars(
-                select(RegisteredModel)
-                .where(or_(RegisteredModel.guild_id == (guild_id or 0), RegisteredModel.guild_id == 0))
-                .order_by(RegisteredModel.name)
-            )
-            return list(rows.all())
+        return await self._models.for_guild(guild_id)
 
     async def backend_for(self, guild_id: int | None, model: str) -> ChatBackend:
         """Local models (``local:...``) and registered ones go to their backend; the rest to the default."""

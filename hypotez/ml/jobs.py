@@ -13,15 +13,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, text
-from sqlalchemy.exc import IntegrityError
-
 from hypotez.errors import HypotezError, InvalidInputError, NotFoundError
-from hypotez.ml.trainers.base import JobEventRecord, JobState, Trainer, TrainingRequest
-from hypotez.storage.models import ACTIVE_JOB, JobEvent, RegisteredModel, TrainingJob, utcnow
+from hypotez.ml.trainers.base import JobEventRecord, JobState, JobStatus, Trainer, TrainingRequest
+from hypotez.storage.models import JobEvent, TrainingJob, utcnow
 
 if TYPE_CHECKING:
-    from hypotez.storage.db import Database
+    from hypotez.storage.repositories import JobRepository
 
 __all__ = ["JobSpec", "JobTracker", "JobUpdate", "request_hash"]
 
@@ -72,8 +69,8 @@ Listener = Callable[[JobUpdate], Awaitable[None]]
 class JobTracker:
     """Starts jobs on trainers, stores their events and metrics, polls unfinished ones in the background."""
 
-    def __init__(self, db: Database, trainers: Mapping[str, Trainer], *, poll_interval: float = 15.0) -> None:
-        self._db = db
+    def __init__(self, jobs: JobRepository, trainers: Mapping[str, Trainer], *, poll_interval: float = 15.0) -> None:
+        self._jobs = jobs
         self.trainers = dict(trainers)
         self.poll_interval = poll_interval
         self._listeners: list[Listener] = []
@@ -96,35 +93,12 @@ class JobTracker:
 
     async def find_duplicate(self, spec: JobSpec) -> TrainingJob | None:
         """An unfinished job for an identical request (one stuck before its start does not count)."""
-        async with self._db.session() as session:
-            return await session.scalar(
-                select(TrainingJob)
-                .where(
-                    TrainingJob.request_hash == request_hash(spec),
-                    TrainingJob.status.not_in([s.value for s in JobState if s.finished]),
-                    or_(TrainingJob.external_id.is_not(None), TrainingJob.created_at > utcnow() - STARTING_GRACE),
-                )
-                .limit(1)
-            )
+        return await self._jobs.find_duplicate(request_hash(spec), grace=STARTING_GRACE)
 
     async def fail_interrupted(self) -> int:
         """Jobs whose start was interrupted (the process stopped between saving the job and the trainer
         accepting it) are failed, so they neither block identical requests nor wait forever."""
-        async with self._db.session() as session, session.begin():
-            stuck = (
-                await session.scalars(
-                    select(TrainingJob).where(
-                        TrainingJob.status == JobState.PENDING.value,
-                        TrainingJob.external_id.is_(None),
-                        TrainingJob.created_at <= utcnow() - STARTING_GRACE,
-                    )
-                )
-            ).all()
-            for job in stuck:
-                job.status = JobState.FAILED.value
-                job.error = "The bot stopped while this job was starting; start it again."
-                job.finished_at = utcnow()
-        return len(stuck)
+        return await self._jobs.fail_interrupted(grace=STARTING_GRACE)
 
     async def submit(
         self,
@@ -177,73 +151,34 @@ class JobTracker:
             status=JobState.PENDING.value,
             status_channel_id=spec.status_channel_id,
         )
-        try:
-            async with self._db.session() as session, session.begin():
-                session.add(job)
-        except IntegrityError:
-            async with self._db.session() as session:
-                existing = await session.scalar(
-                    select(TrainingJob).where(
-                        or_(
-                            TrainingJob.idempotency_key == idempotency_key,
-                            and_(TrainingJob.request_hash == job.request_hash, text(ACTIVE_JOB)),
-                        )
-                    )
-                )
-            if existing is None:  # pragma: no cover - one of the two constraints names it
-                raise
-            return existing, False
-        return job
+        stored, created = await self._jobs.insert(job)
+        return stored if created else (stored, False)
 
     async def set_status_message(self, job_id: int, channel_id: int, message_id: int) -> None:
         await self._update(job_id, status_channel_id=channel_id, status_message_id=message_id)
 
     async def _update(self, job_id: int, **values: Any) -> None:
-        async with self._db.session() as session, session.begin():
-            job = await session.get(TrainingJob, job_id)
-            if job is None:
-                raise NotFoundError("training job", job_id)
-            for key, value in values.items():
-                setattr(job, key, value)
+        await self._jobs.update(job_id, **values)
 
     # -- reading ----------------------------------------------------------------------------------------------
 
     async def get(self, job_id: int) -> TrainingJob:
-        async with self._db.session() as session:
-            job = await session.get(TrainingJob, job_id)
+        job = await self._jobs.get(job_id)
         if job is None:
             raise NotFoundError("training job", job_id, f"There is no training job #{job_id}.")
         return job
 
     async def by_status_message(self, message_id: int) -> TrainingJob | None:
-        async with self._db.session() as session:
-            return await session.scalar(select(TrainingJob).where(TrainingJob.status_message_id == message_id))
+        return await self._jobs.by_status_message(message_id)
 
     async def list(self, guild_id: int | None, *, limit: int = 25) -> list[TrainingJob]:
-        async with self._db.session() as session:
-            rows = await session.scalars(
-                select(TrainingJob).where(TrainingJob.guild_id == guild_id).order_by(TrainingJob.id.desc()).limit(limit)
-            )
-            return list(rows.all())
+        return await self._jobs.list(guild_id, limit=limit)
 
     async def events(self, job_id: int, *, limit: int = 1000) -> list[JobEvent]:
-        async with self._db.session() as session:
-            rows = await session.scalars(
-                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id).limit(limit)
-            )
-            return list(rows.all())
+        return await self._jobs.events(job_id, limit=limit)
 
     async def unfinished(self) -> list[TrainingJob]:
-        async with self._db.session() as session:
-            rows = await session.scalars(
-                select(TrainingJob)
-                .where(
-                    TrainingJob.status.not_in([s.value for s in JobState if s.finished]),
-                    TrainingJob.external_id.is_not(None),
-                )
-                .order_by(TrainingJob.id)
-            )
-            return list(rows.all())
+        return await self._jobs.unfinished()
 
     # -- polling ----------------------------------------------------------------------------------------------
 
@@ -267,75 +202,11 @@ class JobTracker:
                         _LOGGER.exception("job listener failed for job %s", job_id)
         return update
 
-    async def _store(self, job_id: int, state: JobState, status: Any, records: Sequence[JobEventRecord]) -> JobUpdate:
-        async with self._db.session() as session, session.begin():
-            job = await session.get(TrainingJob, job_id)
-            assert job is not None
-            known = set((await session.scalars(select(JobEvent.external_id).where(JobEvent.job_id == job_id))).all())
-            new_events = [
-                JobEvent(
-                    job_id=job_id,
-                    external_id=r.external_id,
-                    level=r.level,
-                    message=r.message,
-                    data={"kind": r.kind, **r.data},
-                    created_at=r.created_at,
-                )
-                for r in records
-                if r.external_id not in known
-            ]
-            session.add_all(new_events)
-            metrics = dict(job.metrics or {})
-            loss: list[list[float]] = [list(p) for p in metrics.get("loss", [])]
-            for record in records:
-                if record.external_id in known or record.kind != "metrics":
-                    continue
-                data = record.data
-                step = data.get("step")
-                if isinstance(step, int | float):
-                    metrics["step"] = int(step)
-                    if isinstance(data.get("train_loss"), int | float):
-                        loss.append([int(step), float(data["train_loss"])])
-                for key in ("total_steps", "learning_rate", "epoch", "valid_loss", "train_mean_token_accuracy"):
-                    if isinstance(data.get(key), int | float):
-                        metrics[key] = data[key]
-            if loss:
-                metrics["loss"] = sorted(loss)
-            if status.step is not None:
-                metrics["step"] = status.step
-            if status.total_steps is not None:
-                metrics["total_steps"] = status.total_steps
-            if state is JobState.RUNNING and "started_at" not in metrics:
-                metrics["started_at"] = utcnow().isoformat()
-            job.metrics = metrics
-            changed = job.status != state.value
-            job.status = state.value
-            if state.finished and job.finished_at is None:
-                job.finished_at = utcnow()
-                job.error = status.error if state is JobState.FAILED else None
-                if state is JobState.SUCCEEDED and status.result_model:
-                    job.result_model = status.result_model
-                    await self._register_model(session, job)
+    async def _store(
+        self, job_id: int, state: JobState, status: JobStatus, records: Sequence[JobEventRecord]
+    ) -> JobUpdate:
+        job, new_events, changed = await self._jobs.store_refresh(job_id, state, status, records)
         return JobUpdate(job, new_events, changed)
-
-    async def _register_model(self, session: Any, job: TrainingJob) -> None:
-        exists = await session.scalar(
-            select(RegisteredModel).where(
-                RegisteredModel.guild_id == (job.guild_id or 0), RegisteredModel.name == job.result_model
-            )
-        )
-        if exists is None:
-            session.add(
-                RegisteredModel(
-                    guild_id=job.guild_id or 0,
-                    name=job.result_model,
-                    backend="local" if job.trainer == "local" else "openai",
-                    origin="fine-tune",
-                    base_model=job.base_model,
-                    job_id=job.id,
-                    dataset_id=job.dataset_id,
-                )
-            )
 
     async def cancel(self, job_id: int) -> TrainingJob:
         job = await self.get(job_id)

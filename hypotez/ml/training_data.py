@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from hypotez.errors import InvalidInputError
 from hypotez.ml.datasets import load_examples
-from hypotez.storage.repositories import DatasetRepository
 
 if TYPE_CHECKING:
     from hypotez.ml.trainers.base import TrainingMethod
-    from hypotez.storage.db import Database
     from hypotez.storage.models import Dataset
+    from hypotez.storage.repositories import DatasetRepository
 
 __all__ = ["OPENAI_MIN_EXAMPLES", "TrainingData", "fingerprint", "load_training_data", "validate_for"]
 
@@ -38,10 +37,12 @@ def fingerprint(examples: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(examples, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-async def load_training_data(db: Database, *, guild_id: int | None, name: str, method: TrainingMethod) -> TrainingData:
+async def load_training_data(
+    datasets: DatasetRepository, *, guild_id: int | None, name: str, method: TrainingMethod
+) -> TrainingData:
     """Dataset ``name`` (or ``name@version``) of a server, as records for ``method``; refused when empty."""
-    dataset = await DatasetRepository(db).resolve(guild_id or 0, name)
-    examples = await load_examples(db, dataset.id, method.value)
+    dataset = await datasets.resolve(guild_id or 0, name)
+    examples = await load_examples(datasets, dataset.id, method.value)
     if not examples:
         raise InvalidInputError(
             f"Dataset `{name}` has no examples usable for {method.value} training "

@@ -9,6 +9,7 @@ import lightbulb
 from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from hypotez.keys import Key, build_key
+from hypotez.ml.datasets.examples import examples_from_correction
 from hypotez.permissions import Caller
 from hypotez.plugins._attachments import read_text_attachment
 from hypotez.plugins._checks import EVERYWHERE, require
@@ -82,7 +83,9 @@ async def store_correction(
         raise InvalidInputError("A correction cannot be empty.")
     if corrected == reply.content:
         raise InvalidInputError("The correction is the same as the reply: nothing to store.")
-    correction, created = await corrections.upsert(reply, author_id=author_id, corrected_text=corrected, source=source)
+    correction, created = await corrections.upsert(
+        reply, author_id=author_id, corrected_text=corrected, source=source, examples=examples_from_correction
+    )
     await audit.record(
         "correction.create" if created else "correction.replace",
         guild_id=reply.guild_id,

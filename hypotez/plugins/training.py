@@ -24,7 +24,6 @@ from hypotez.plugins._attachments import attachment_chunks, check_upload
 from hypotez.plugins._autocomplete import allowed, choices
 from hypotez.plugins._checks import STAFF_IN_SERVERS, require
 from hypotez.plugins._job_status import JobMessages
-from hypotez.storage import Database
 from hypotez.storage.files import DataDirectory
 from hypotez.storage.models import TrainingJob
 from hypotez.storage.repositories import AuditLog, DatasetRepository
@@ -105,7 +104,7 @@ class Train(
         ctx: lightbulb.Context,
         caller: Caller,
         settings: Settings,
-        db: Database,
+        datasets: DatasetRepository,
         jobs: JobTracker,
         messages: JobMessages,
         audit: AuditLog,
@@ -129,7 +128,7 @@ class Train(
             name = await _import_upload(self.file, caller, settings, catalog, data_dir)
         else:
             name = self.dataset or ""
-        data = await load_training_data(db, guild_id=caller.guild_id, name=name, method=method)
+        data = await load_training_data(datasets, guild_id=caller.guild_id, name=name, method=method)
         train, valid = split_examples(data.examples, self.validation)
         validate_for(self.trainer, train)
         if not ctx.initial_response_sent.is_set():

@@ -7,6 +7,7 @@ sent to a model, job metrics), so every training example can be traced back to i
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -39,6 +40,7 @@ __all__ = [
     "Feedback",
     "GuildSettings",
     "JobEvent",
+    "JobState",
     "RegisteredModel",
     "ReplyMessage",
     "TrainingJob",
@@ -224,7 +226,23 @@ class DatasetExample(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-#: The states of a job that has not finished (see hypotez.ml.trainers.base.JobState).
+class JobState(enum.StrEnum):
+    """A job's life: pending → validating → queued → running → succeeded | failed | cancelled."""
+
+    PENDING = "pending"
+    VALIDATING = "validating"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+
+
+#: The states of a job that has not finished (see :class:`JobState`).
 ACTIVE_JOB = "status IN ('pending', 'validating', 'queued', 'running')"
 
 

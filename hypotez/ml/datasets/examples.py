@@ -1,13 +1,16 @@
-"""Training examples: their kinds and labels, chat examples and preference pairs, and the examples built from
-members' corrections and rated replies (``/dataset build``)."""
+"""Training examples: their kinds and labels, the content hash that deduplicates them, chat examples and
+preference pairs, and the examples built from members' corrections (stored with each correction by
+:class:`~hypotez.storage.repositories.CorrectionRepository`) and rated replies (``/dataset build``)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import TYPE_CHECKING
 
 from hypotez.ml.tokens import estimate_tokens
 from hypotez.storage.models import DatasetExample
-from hypotez.storage.repositories import StoredExample, content_hash, examples_from_correction
+from hypotez.storage.repositories import StoredExample
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -22,7 +25,9 @@ __all__ = [
     "Example",
     "build_examples",
     "chat_example",
+    "content_hash",
     "example_from_feedback",
+    "examples_from_correction",
     "preference_example",
 ]
 
@@ -33,6 +38,42 @@ CHAT = "chat"
 PREFERENCE = "preference"
 POSITIVE = "positive"
 NEGATIVE = "negative"
+
+
+def content_hash(payload: object) -> str:
+    """A stable hash of an example's content, for deduplication."""
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def examples_from_correction(correction: Correction) -> list[DatasetExample]:
+    """The supervised example and the preference pair a correction yields (not yet attached to a dataset)."""
+    context = [dict(m) for m in correction.context]
+    chat = [*context, {"role": "assistant", "content": correction.corrected_text}]
+    ref = f"correction:{correction.id}"
+    return [
+        DatasetExample(
+            kind="chat",
+            label="positive",
+            origin="correction",
+            source_ref=ref,
+            messages=chat,
+            content_hash=content_hash(chat),
+            token_count=estimate_tokens(" ".join(m["content"] for m in chat)),
+        ),
+        DatasetExample(
+            kind="preference",
+            label="positive",
+            origin="correction",
+            source_ref=ref,
+            messages=context,
+            preferred=correction.corrected_text,
+            rejected=correction.original_text,
+            content_hash=content_hash([context, correction.corrected_text, correction.original_text]),
+            token_count=estimate_tokens(
+                " ".join([*(m["content"] for m in context), correction.corrected_text, correction.original_text])
+            ),
+        ),
+    ]
 
 
 def chat_example(messages: list[dict[str, str]], *, label: str, origin: str, ref: str | None) -> DatasetExample:

@@ -10,8 +10,7 @@ import random
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from hypotez.errors import InvalidInputError
-from hypotez.ml.datasets.examples import CHAT, NEGATIVE, POSITIVE, PREFERENCE
-from hypotez.storage.repositories import content_hash
+from hypotez.ml.datasets.examples import CHAT, NEGATIVE, POSITIVE, PREFERENCE, content_hash
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

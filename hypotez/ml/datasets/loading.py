@@ -16,10 +16,11 @@ __all__ = ["load_examples"]
 
 
 async def load_examples(
-    db: Database, dataset: int | str, kind: str, *, guild_id: int | None = None
+    db: DatasetRepository | Database, dataset: int | str, kind: str, *, guild_id: int | None = None
 ) -> list[dict[str, Any]]:
     """A dataset's examples as OpenAI fine-tuning records.
 
+    ``db`` is the dataset repository (or the database it reads).
     ``dataset`` is a dataset id, or a name (``name`` or ``name@version``) in ``guild_id``'s datasets.
     ``kind`` is ``"supervised"`` (``{"messages": [...]}`` lines) or ``"preference"`` (DPO lines:
     ``{"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]}``).
@@ -27,7 +28,7 @@ async def load_examples(
     Split with :func:`split_examples`.  The examples are read in chunks and turned into records in a worker
     thread, so a large dataset does not hold up the event loop.
     """
-    repository = DatasetRepository(db)
+    repository = db if isinstance(db, DatasetRepository) else DatasetRepository(db)
     if isinstance(dataset, int):
         row = await repository.get(dataset)
         if row is None:

@@ -11,6 +11,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+# A job's states are those of its stored row; trainers report them.
+from hypotez.storage.models import JobState
+
 if TYPE_CHECKING:
     import datetime as dt
 
@@ -33,22 +36,6 @@ class TrainingMethod(enum.StrEnum):
 
     SUPERVISED = "supervised"
     PREFERENCE = "preference"
-
-
-class JobState(enum.StrEnum):
-    """A job's life: pending → validating → queued → running → succeeded | failed | cancelled."""
-
-    PENDING = "pending"
-    VALIDATING = "validating"
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
 
 
 @dataclass(frozen=True, slots=True)

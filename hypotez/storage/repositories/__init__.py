@@ -1,0 +1,35 @@
+"""Typed data access, one module per aggregate.  Plugins and ``ml/`` call these; no SQL lives anywhere else.
+
+``from hypotez.storage.repositories import X`` finds every repository and value type here.
+"""
+
+from __future__ import annotations
+
+from hypotez.storage.repositories.audit import AuditLog
+from hypotez.storage.repositories.corrections import CorrectionExamples, CorrectionRepository
+from hypotez.storage.repositories.datasets import DatasetCounts, DatasetOverview, DatasetRepository, StoredExample
+from hypotez.storage.repositories.feedback import FeedbackRepository, ModelFeedbackStats
+from hypotez.storage.repositories.jobs import JobRepository, ReportedEvent, ReportedStatus
+from hypotez.storage.repositories.registered_models import RegisteredModelRepository
+from hypotez.storage.repositories.replies import MessagePart, ReplyRepository
+from hypotez.storage.repositories.settings import EffectiveSettings, GuildSettingsRepository
+
+__all__ = [
+    "AuditLog",
+    "CorrectionExamples",
+    "CorrectionRepository",
+    "DatasetCounts",
+    "DatasetOverview",
+    "DatasetRepository",
+    "EffectiveSettings",
+    "FeedbackRepository",
+    "GuildSettingsRepository",
+    "JobRepository",
+    "MessagePart",
+    "ModelFeedbackStats",
+    "RegisteredModelRepository",
+    "ReplyRepository",
+    "ReportedEvent",
+    "ReportedStatus",
+    "StoredExample",
+]

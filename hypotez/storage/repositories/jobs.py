@@ -1,0 +1,214 @@
+"""Training jobs: their rows (at most one unfinished per identical request), events and metrics, and the model a
+succeeded job registers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import and_, or_, select, text
+from sqlalchemy.exc import IntegrityError
+
+from hypotez.errors import NotFoundError
+from hypotez.storage.models import ACTIVE_JOB, JobEvent, JobState, TrainingJob, utcnow
+from hypotez.storage.repositories.registered_models import register_job_result
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Sequence
+
+    from hypotez.storage.db import Database
+
+__all__ = ["JobRepository", "ReportedEvent", "ReportedStatus"]
+
+
+class ReportedStatus(Protocol):
+    """A job's status as its trainer reports it (:class:`hypotez.ml.trainers.base.JobStatus`)."""
+
+    @property
+    def step(self) -> int | None: ...
+    @property
+    def total_steps(self) -> int | None: ...
+    @property
+    def result_model(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class ReportedEvent(Protocol):
+    """One event as a trainer reports it (:class:`hypotez.ml.trainers.base.JobEventRecord`)."""
+
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+
+class JobRepository:
+    """Training jobs and their events."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def find_duplicate(self, request_hash: str, *, grace: dt.timedelta) -> TrainingJob | None:
+        """An unfinished job for an identical request (one stuck before its start, created more than ``grace``
+        ago without being accepted by its trainer, does not count)."""
+        async with self._db.session() as session:
+            return await session.scalar(
+                select(TrainingJob)
+                .where(
+                    TrainingJob.request_hash == request_hash,
+                    TrainingJob.status.not_in([s.value for s in JobState if s.finished]),
+                    or_(TrainingJob.external_id.is_not(None), TrainingJob.created_at > utcnow() - grace),
+                )
+                .limit(1)
+            )
+
+    async def fail_interrupted(self, *, grace: dt.timedelta) -> int:
+        """Fail jobs created more than ``grace`` ago that their trainer never accepted; returns how many."""
+        async with self._db.session() as session, session.begin():
+            stuck = (
+                await session.scalars(
+                    select(TrainingJob).where(
+                        TrainingJob.status == JobState.PENDING.value,
+                        TrainingJob.external_id.is_(None),
+                        TrainingJob.created_at <= utcnow() - grace,
+                    )
+                )
+            ).all()
+            for job in stuck:
+                job.status = JobState.FAILED.value
+                job.error = "The bot stopped while this job was starting; start it again."
+                job.finished_at = utcnow()
+        return len(stuck)
+
+    async def insert(self, job: TrainingJob) -> tuple[TrainingJob, bool]:
+        """Store a new job: ``(job, True)``, or ``(existing, False)`` when its idempotency key was already used or
+        an identical request (the same ``request_hash``) is unfinished — checked by the database itself (a unique
+        key and a partial unique index), so replicas sharing it cannot both start one."""
+        try:
+            async with self._db.session() as session, session.begin():
+                session.add(job)
+        except IntegrityError:
+            async with self._db.session() as session:
+                existing = await session.scalar(
+                    select(TrainingJob).where(
+                        or_(
+                            TrainingJob.idempotency_key == job.idempotency_key,
+                            and_(TrainingJob.request_hash == job.request_hash, text(ACTIVE_JOB)),
+                        )
+                    )
+                )
+            if existing is None:  # pragma: no cover - one of the two constraints names it
+                raise
+            return existing, False
+        return job, True
+
+    async def update(self, job_id: int, **values: Any) -> None:
+        """Set fields of a job; :class:`NotFoundError` when there is no such job."""
+        async with self._db.session() as session, session.begin():
+            job = await session.get(TrainingJob, job_id)
+            if job is None:
+                raise NotFoundError("training job", job_id)
+            for key, value in values.items():
+                setattr(job, key, value)
+
+    async def get(self, job_id: int) -> TrainingJob | None:
+        async with self._db.session() as session:
+            return await session.get(TrainingJob, job_id)
+
+    async def by_status_message(self, message_id: int) -> TrainingJob | None:
+        async with self._db.session() as session:
+            return await session.scalar(select(TrainingJob).where(TrainingJob.status_message_id == message_id))
+
+    async def list(self, guild_id: int | None, *, limit: int = 25) -> list[TrainingJob]:
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(TrainingJob).where(TrainingJob.guild_id == guild_id).order_by(TrainingJob.id.desc()).limit(limit)
+            )
+            return list(rows.all())
+
+    async def events(self, job_id: int, *, limit: int = 1000) -> list[JobEvent]:
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id).limit(limit)
+            )
+            return list(rows.all())
+
+    async def unfinished(self) -> list[TrainingJob]:
+        """Jobs accepted by their trainer and not finished, oldest first."""
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(TrainingJob)
+                .where(
+                    TrainingJob.status.not_in([s.value for s in JobState if s.finished]),
+                    TrainingJob.external_id.is_not(None),
+                )
+                .order_by(TrainingJob.id)
+            )
+            return list(rows.all())
+
+    async def store_refresh(
+        self, job_id: int, state: JobState, status: ReportedStatus, records: Sequence[ReportedEvent]
+    ) -> tuple[TrainingJob, list[JobEvent], bool]:
+        """Store what a trainer reported of a job, in one transaction: the events not stored yet, the metrics they
+        and ``status`` carry, the state, and (when it succeeded now with a model) the model, registered.
+
+        Returns the job, its new events, and whether its state changed.
+        """
+        async with self._db.session() as session, session.begin():
+            job = await session.get(TrainingJob, job_id)
+            assert job is not None
+            known = set((await session.scalars(select(JobEvent.external_id).where(JobEvent.job_id == job_id))).all())
+            new_events = [
+                JobEvent(
+                    job_id=job_id,
+                    external_id=r.external_id,
+                    level=r.level,
+                    message=r.message,
+                    data={"kind": r.kind, **r.data},
+                    created_at=r.created_at,
+                )
+                for r in records
+                if r.external_id not in known
+            ]
+            session.add_all(new_events)
+            metrics = dict(job.metrics or {})
+            loss: list[list[float]] = [list(p) for p in metrics.get("loss", [])]
+            for record in records:
+                if record.external_id in known or record.kind != "metrics":
+                    continue
+                data = record.data
+                step = data.get("step")
+                if isinstance(step, int | float):
+                    metrics["step"] = int(step)
+                    if isinstance(data.get("train_loss"), int | float):
+                        loss.append([int(step), float(data["train_loss"])])
+                for key in ("total_steps", "learning_rate", "epoch", "valid_loss", "train_mean_token_accuracy"):
+                    if isinstance(data.get(key), int | float):
+                        metrics[key] = data[key]
+            if loss:
+                metrics["loss"] = sorted(loss)
+            if status.step is not None:
+                metrics["step"] = status.step
+            if status.total_steps is not None:
+                metrics["total_steps"] = status.total_steps
+            if state is JobState.RUNNING and "started_at" not in metrics:
+                metrics["started_at"] = utcnow().isoformat()
+            job.metrics = metrics
+            changed = job.status != state.value
+            job.status = state.value
+            if state.finished and job.finished_at is None:
+                job.finished_at = utcnow()
+                job.error = status.error if state is JobState.FAILED else None
+                if state is JobState.SUCCEEDED and status.result_model:
+                    job.result_model = status.result_model
+                    await register_job_result(session, job)
+        return job, new_events, changed
