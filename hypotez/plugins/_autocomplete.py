@@ -3,7 +3,7 @@ hooks), within Discord's 3-second deadline, at most 25 choices of at most 100 ch
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import hikari
 import lightbulb
@@ -11,13 +11,21 @@ import lightbulb
 from hypotez.config import Capability
 from hypotez.ml.assistant import Assistant
 from hypotez.permissions import Caller
+from hypotez.storage.files import DataDirectory
+from hypotez.storage.repositories import DatasetRepository
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Coroutine, Sequence
 
-    from hypotez.storage.files import DataDirectory
-
-__all__ = ["AUTOCOMPLETE_BUDGET", "allowed", "allowed_area", "choices", "model_autocomplete"]
+__all__ = [
+    "AUTOCOMPLETE_BUDGET",
+    "allowed",
+    "allowed_area",
+    "area_autocomplete",
+    "choices",
+    "dataset_names",
+    "model_autocomplete",
+]
 
 #: Longest an autocomplete waits for the backend's model list when nothing is cached yet, in seconds.
 AUTOCOMPLETE_BUDGET = 1.0
@@ -51,3 +59,41 @@ async def model_autocomplete(
     # Discord takes at most 25 choices, each name and value at most 100 characters.
     matches = [n for n in names if typed in n.lower() and len(n) <= 100][:25]
     await ctx.respond([hikari.impl.AutocompleteChoiceBuilder(name=n, value=n) for n in matches])
+
+
+def area_autocomplete(
+    capability: Capability, suggest: Callable[[DataDirectory, str], Awaitable[list[str]]]
+) -> Callable[..., Coroutine[Any, Any, None]]:
+    """An autocomplete offering ``suggest(area, typed)`` from the caller's server's area, to members holding
+    ``capability`` (nothing to anyone else)."""
+
+    async def autocomplete(
+        ctx: lightbulb.AutocompleteContext[str],
+        caller: Caller = lightbulb.di.INJECTED,
+        data_dir: DataDirectory = lightbulb.di.INJECTED,
+    ) -> None:
+        area = allowed_area(caller, data_dir, capability)
+        found = [] if area is None else await suggest(area, str(ctx.focused.value or ""))
+        await ctx.respond(choices(found))
+
+    return autocomplete
+
+
+def dataset_names(capability: Capability) -> Callable[..., Coroutine[Any, Any, None]]:
+    """An autocomplete offering the server's dataset names that contain what was typed, to members holding
+    ``capability``."""
+
+    async def autocomplete(
+        ctx: lightbulb.AutocompleteContext[str],
+        caller: Caller = lightbulb.di.INJECTED,
+        datasets: DatasetRepository = lightbulb.di.INJECTED,
+    ) -> None:
+        if not allowed(caller, capability):
+            await ctx.respond([])
+            return
+        assert caller.guild_id is not None
+        typed = str(ctx.focused.value or "").strip().lower()
+        names = [d.name for d in await datasets.latest(caller.guild_id)]
+        await ctx.respond(choices([n for n in names if typed in n.lower()]))
+
+    return autocomplete

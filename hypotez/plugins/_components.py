@@ -26,6 +26,7 @@ import hikari
 import lightbulb
 import linkd
 from lightbulb.components.base import MessageResponseMixinWithEdit
+from lightbulb.context import RespondableInteractionT
 
 from hypotez.config import Capability
 from hypotez.errors import InvalidInputError
@@ -75,22 +76,22 @@ class StaleComponentError(InvalidInputError):
         self.custom_id = custom_id
 
 
-class ComponentContext(MessageResponseMixinWithEdit[hikari.ComponentInteraction]):
-    """A button press or select choice being answered (``respond(edit=True)`` updates the message it is on)."""
+class _KeyedContext(MessageResponseMixinWithEdit[RespondableInteractionT]):
+    """An interaction answered by the handler of its custom id's key."""
 
     __slots__ = ("_interaction", "_key", "client")
 
     def __init__(
-        self,
-        client: lightbulb.Client,
-        interaction: hikari.ComponentInteraction,
-        key: ParsedKey | None,
-        sent: asyncio.Event,
+        self, client: lightbulb.Client, interaction: RespondableInteractionT, key: ParsedKey | None, sent: asyncio.Event
     ) -> None:
         super().__init__(sent)
         self.client = client
-        self._interaction = interaction
+        self._interaction: RespondableInteractionT = interaction
         self._key = key
+
+    @property
+    def interaction(self) -> RespondableInteractionT:
+        return self._interaction
 
     @property
     def key(self) -> ParsedKey:
@@ -98,9 +99,11 @@ class ComponentContext(MessageResponseMixinWithEdit[hikari.ComponentInteraction]
         assert self._key is not None
         return self._key
 
-    @property
-    def interaction(self) -> hikari.ComponentInteraction:
-        return self._interaction
+
+class ComponentContext(_KeyedContext[hikari.ComponentInteraction]):
+    """A button press or select choice being answered (``respond(edit=True)`` updates the message it is on)."""
+
+    __slots__ = ()
 
     @property
     def message(self) -> hikari.Message:
@@ -123,28 +126,10 @@ class ComponentContext(MessageResponseMixinWithEdit[hikari.ComponentInteraction]
             self._initial_response_sent.set()
 
 
-class ModalContext(MessageResponseMixinWithEdit[hikari.ModalInteraction]):
+class ModalContext(_KeyedContext[hikari.ModalInteraction]):
     """A modal submission being answered."""
 
-    __slots__ = ("_interaction", "_key", "client")
-
-    def __init__(
-        self, client: lightbulb.Client, interaction: hikari.ModalInteraction, key: ParsedKey | None, sent: asyncio.Event
-    ) -> None:
-        super().__init__(sent)
-        self.client = client
-        self._interaction = interaction
-        self._key = key
-
-    @property
-    def key(self) -> ParsedKey:
-        """The parsed custom id (handlers only run for ids that parse)."""
-        assert self._key is not None
-        return self._key
-
-    @property
-    def interaction(self) -> hikari.ModalInteraction:
-        return self._interaction
+    __slots__ = ()
 
     def value(self, custom_id: str) -> str:
         """The submitted text of the input ``custom_id`` (empty when the member left it empty or it is absent)."""

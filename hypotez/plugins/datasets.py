@@ -18,42 +18,23 @@ from hypotez.errors import InvalidInputError
 from hypotez.ml.datasets import EXPORT_FORMATS, SUPPORTED_SUFFIXES, DatasetCatalog, DatasetDescription
 from hypotez.permissions import Caller
 from hypotez.plugins._attachments import attachment_chunks, check_upload, files_for, send_limit
-from hypotez.plugins._autocomplete import allowed, allowed_area, choices
+from hypotez.plugins._autocomplete import area_autocomplete, dataset_names
 from hypotez.plugins._checks import STAFF_IN_SERVERS, guild_area, require_in_server
 from hypotez.storage.files import DATASETS, DataDirectory, human_size
-from hypotez.storage.repositories import DatasetRepository
 
 loader = lightbulb.Loader()
 
 
-async def dataset_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str],
-    caller: Caller = lightbulb.di.INJECTED,
-    datasets: DatasetRepository = lightbulb.di.INJECTED,
-) -> None:
-    """The server's datasets whose name contains what was typed."""
-    if not allowed(caller, Capability.CURATE):
-        await ctx.respond([])
-        return
-    typed = str(ctx.focused.value or "").strip().lower()
-    assert caller.guild_id is not None
-    names = [d.name for d in await datasets.latest(caller.guild_id)]
-    await ctx.respond(choices([n for n in names if typed in n.lower()]))
+#: The server's datasets whose name contains what was typed.
+dataset_autocomplete = dataset_names(Capability.CURATE)
 
 
-async def directory_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str],
-    caller: Caller = lightbulb.di.INJECTED,
-    data_dir: DataDirectory = lightbulb.di.INJECTED,
-) -> None:
-    """Directories under the server's ``datasets/`` area."""
-    area = allowed_area(caller, data_dir, Capability.CURATE)
-    if area is None:
-        await ctx.respond([])
-        return
-    typed = str(ctx.focused.value or "")
-    found = await asyncio.to_thread(area.suggest_directories, typed, area=DATASETS)
-    await ctx.respond(choices(found))
+async def _dataset_directories(area: DataDirectory, typed: str) -> list[str]:
+    return await asyncio.to_thread(area.suggest_directories, typed, area=DATASETS)
+
+
+#: Directories under the server's ``datasets/`` area.
+directory_autocomplete = area_autocomplete(Capability.CURATE, _dataset_directories)
 
 
 def _count(n: int, noun: str) -> str:

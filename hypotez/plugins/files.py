@@ -11,7 +11,7 @@ import lightbulb
 from hypotez.config import Capability, Settings
 from hypotez.permissions import Caller
 from hypotez.plugins._attachments import files_for, send_limit
-from hypotez.plugins._autocomplete import allowed_area, choices
+from hypotez.plugins._autocomplete import area_autocomplete
 from hypotez.plugins._checks import STAFF_IN_SERVERS, guild_area, require_in_server
 from hypotez.storage.files import DataDirectory, human_size
 from hypotez.storage.repositories import AuditLog
@@ -19,47 +19,24 @@ from hypotez.storage.repositories import AuditLog
 loader = lightbulb.Loader()
 
 
-async def file_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str],
-    caller: Caller = lightbulb.di.INJECTED,
-    data_dir: DataDirectory = lightbulb.di.INJECTED,
-) -> None:
-    """Files in the server's area whose path contains what was typed."""
-    area = allowed_area(caller, data_dir, Capability.FILES)
-    if area is None:
-        await ctx.respond([])
-        return
-    found = await asyncio.to_thread(area.suggest_files, str(ctx.focused.value or ""))
-    await ctx.respond(choices(found))
+async def _files(area: DataDirectory, typed: str) -> list[str]:
+    return await asyncio.to_thread(area.suggest_files, typed)
 
 
-async def directory_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str],
-    caller: Caller = lightbulb.di.INJECTED,
-    data_dir: DataDirectory = lightbulb.di.INJECTED,
-) -> None:
-    """Directories in the server's area (its archive area excepted)."""
-    area = allowed_area(caller, data_dir, Capability.CURATE)
-    if area is None:
-        await ctx.respond([])
-        return
-    found = await asyncio.to_thread(area.suggest_directories, str(ctx.focused.value or ""))
-    await ctx.respond(choices(found))
+async def _directories(area: DataDirectory, typed: str) -> list[str]:
+    return await asyncio.to_thread(area.suggest_directories, typed)
 
 
-async def archive_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str],
-    caller: Caller = lightbulb.di.INJECTED,
-    data_dir: DataDirectory = lightbulb.di.INJECTED,
-) -> None:
-    """The server's archives, newest first."""
-    area = allowed_area(caller, data_dir, Capability.CURATE)
-    if area is None:
-        await ctx.respond([])
-        return
-    typed = str(ctx.focused.value or "").lower()
-    names = [a.name for a in await area.archives()]
-    await ctx.respond(choices([n for n in names if typed in n.lower()]))
+async def _archives(area: DataDirectory, typed: str) -> list[str]:
+    return [a.name for a in await area.archives() if typed.lower() in a.name.lower()]
+
+
+#: Files in the server's area whose path contains what was typed.
+file_autocomplete = area_autocomplete(Capability.FILES, _files)
+#: Directories in the server's area (its archive area excepted).
+directory_autocomplete = area_autocomplete(Capability.CURATE, _directories)
+#: The server's archives, newest first.
+archive_autocomplete = area_autocomplete(Capability.CURATE, _archives)
 
 
 @loader.command

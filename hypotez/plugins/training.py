@@ -21,7 +21,7 @@ from hypotez.ml.trainers.base import TrainingMethod, TrainingRequest
 from hypotez.ml.training_data import load_training_data, validate_for
 from hypotez.permissions import Caller
 from hypotez.plugins._attachments import attachment_chunks, check_upload
-from hypotez.plugins._autocomplete import allowed, choices
+from hypotez.plugins._autocomplete import dataset_names
 from hypotez.plugins._checks import STAFF_IN_SERVERS, require
 from hypotez.plugins._job_status import JobMessages
 from hypotez.storage.files import DataDirectory
@@ -31,19 +31,8 @@ from hypotez.storage.repositories import AuditLog, DatasetRepository
 loader = lightbulb.Loader()
 
 
-async def dataset_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str],
-    caller: Caller = lightbulb.di.INJECTED,
-    datasets: DatasetRepository = lightbulb.di.INJECTED,
-) -> None:
-    """Dataset names of this server (for trainers only)."""
-    if not allowed(caller, Capability.TRAIN):
-        await ctx.respond([])
-        return
-    typed = str(ctx.focused.value or "").lower()
-    assert caller.guild_id is not None
-    names = [d.name for d in await datasets.latest(caller.guild_id)]
-    await ctx.respond(choices([n for n in names if typed in n.lower()]))
+#: The server's datasets, for trainers.
+dataset_autocomplete = dataset_names(Capability.TRAIN)
 
 
 @loader.command
