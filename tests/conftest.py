@@ -132,7 +132,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @dataclass
-class Hypotez:
+class RunningBot:
     """A running hypotez bot and the stand-ins it talks to."""
 
     app: App
@@ -236,7 +236,7 @@ class ServiceView:
 @contextlib.asynccontextmanager
 async def running_hypotez(
     settings: Settings, openai: FakeOpenAI, *, rest: FakeDiscordREST | None = None
-) -> AsyncIterator[Hypotez]:
+) -> AsyncIterator[RunningBot]:
     """Start hypotez on ``settings``; a second call on the same settings is a restart on the same database."""
     holder: list[App] = []
 
@@ -244,7 +244,7 @@ async def running_hypotez(
         holder.append(await assemble(bot, settings, sync_commands=False))
 
     async with offline_bot(setup, rest=rest) as offline:
-        yield Hypotez(app=holder[0], offline=offline, openai=openai, settings=settings)
+        yield RunningBot(app=holder[0], offline=offline, openai=openai, settings=settings)
 
 
 @pytest_asyncio.fixture
@@ -274,7 +274,7 @@ def bot_settings(settings: Settings, openai_fake: FakeOpenAI, database_url: str)
 
 
 @pytest_asyncio.fixture
-async def hz(bot_settings: Settings, openai_fake: FakeOpenAI) -> AsyncIterator[Hypotez]:
+async def hz(bot_settings: Settings, openai_fake: FakeOpenAI) -> AsyncIterator[RunningBot]:
     """hypotez running offline, on SQLite (and PostgreSQL when configured)."""
     async with running_hypotez(bot_settings, openai_fake) as running:
         yield running

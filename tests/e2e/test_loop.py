@@ -25,7 +25,7 @@ from tests.fakes.tiny_model import LOOP_HYPERPARAMETERS, make_tiny_model, synthe
 
 if TYPE_CHECKING:
     from hypotez.config import Settings
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
     from tests.fakes.openai_api import FakeOpenAI
 
 #: Training and inference share two cores with whatever else runs: the limit holds on a loaded machine.
@@ -36,7 +36,7 @@ _LOGGER = logging.getLogger(__name__)
 PAIRS = synthetic_task(50)
 
 
-async def _accuracy(hz: Hypotez, model: str | None) -> float:
+async def _accuracy(hz: RunningBot, model: str | None) -> float:
     data = "".join(json.dumps({"text": q, "expected": a}) + "\n" for q, a in PAIRS).encode()
     file = hz.rest.host(Attachment("task.jsonl", data, content_type="application/jsonl"))
     options: dict[str, object] = {"file": file}

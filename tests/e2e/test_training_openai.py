@@ -15,14 +15,13 @@ from tests.conftest import running_hypotez
 from tests.fakes.interactions import ADMIN_MEMBER, CHANNEL_ID, GUILD_ID, USER_ID, button, slash
 
 if TYPE_CHECKING:
-    from hypotez.app import Services
     from hypotez.config import Settings
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot, ServiceView
     from tests.fakes.discord_rest import RecordedCall
     from tests.fakes.openai_api import FakeOpenAI
 
 
-async def seed_corrections(services: Services, count: int) -> None:
+async def seed_corrections(services: ServiceView, count: int) -> None:
     """``count`` replies corrected by a member: the guild's ``corrections`` dataset."""
     for i in range(count):
         reply = BotReply(
@@ -41,11 +40,11 @@ async def seed_corrections(services: Services, count: int) -> None:
         )
 
 
-def _status_posts(hz: Hypotez) -> list[RecordedCall]:
+def _status_posts(hz: RunningBot) -> list[RecordedCall]:
     return [c for c in hz.rest.calls_to("POST", f"/channels/{CHANNEL_ID}/messages") if c.json and c.json.get("embeds")]
 
 
-def _status_edits(hz: Hypotez, message_id: int) -> list[RecordedCall]:
+def _status_edits(hz: RunningBot, message_id: int) -> list[RecordedCall]:
     return hz.rest.calls_to("PATCH", f"/channels/{CHANNEL_ID}/messages/{message_id}")
 
 
@@ -54,12 +53,12 @@ def _embed(call: RecordedCall) -> dict[str, Any]:
     return call.json["embeds"][0]
 
 
-async def _job(services: Services) -> TrainingJob:
+async def _job(services: ServiceView) -> TrainingJob:
     async with services.db.session() as session:
         return (await session.scalars(select(TrainingJob))).one()
 
 
-async def _run_to_end(services: Services, job_id: int, rounds: int = 10) -> TrainingJob:
+async def _run_to_end(services: ServiceView, job_id: int, rounds: int = 10) -> TrainingJob:
     for _ in range(rounds):
         await services.jobs.poll_once()
         job = await services.jobs.get(job_id)
@@ -69,7 +68,7 @@ async def _run_to_end(services: Services, job_id: int, rounds: int = 10) -> Trai
 
 
 @pytest.mark.asyncio
-async def test_openai_lifecycle_through_discord(hz: Hypotez) -> None:
+async def test_openai_lifecycle_through_discord(hz: RunningBot) -> None:
     await seed_corrections(hz.services, 12)
     started = await hz.send(
         slash(
@@ -149,7 +148,7 @@ async def test_openai_lifecycle_through_discord(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_jobs_commands(hz: Hypotez) -> None:
+async def test_jobs_commands(hz: RunningBot) -> None:
     await seed_corrections(hz.services, 10)
     await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
     job = await _run_to_end(hz.services, (await _job(hz.services)).id)
@@ -180,7 +179,7 @@ def autocomplete_jobs() -> dict[str, Any]:
 
 
 @pytest.mark.asyncio
-async def test_failure_is_reported_with_its_reason(hz: Hypotez) -> None:
+async def test_failure_is_reported_with_its_reason(hz: RunningBot) -> None:
     await seed_corrections(hz.services, 10)
     await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
     job = await _job(hz.services)
@@ -196,7 +195,7 @@ async def test_failure_is_reported_with_its_reason(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_cancel_button_on_the_status_message(hz: Hypotez) -> None:
+async def test_cancel_button_on_the_status_message(hz: RunningBot) -> None:
     await seed_corrections(hz.services, 10)
     hz.openai.auto_advance = False
     await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
@@ -243,7 +242,7 @@ async def test_a_job_is_resumed_after_a_restart(bot_settings: Settings, openai_f
 
 
 @pytest.mark.asyncio
-async def test_the_same_request_starts_one_job(hz: Hypotez) -> None:
+async def test_the_same_request_starts_one_job(hz: RunningBot) -> None:
     await seed_corrections(hz.services, 10)
     hz.openai.auto_advance = False
     payload = slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER)
@@ -256,7 +255,7 @@ async def test_the_same_request_starts_one_job(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_forbidden_fine_tuning_names_the_local_trainer(hz: Hypotez) -> None:
+async def test_forbidden_fine_tuning_names_the_local_trainer(hz: RunningBot) -> None:
     await seed_corrections(hz.services, 10)
     hz.openai.fine_tuning_forbidden = True
     result = await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
@@ -270,7 +269,7 @@ async def test_forbidden_fine_tuning_names_the_local_trainer(hz: Hypotez) -> Non
 
 
 @pytest.mark.asyncio
-async def test_too_little_data_is_refused_before_upload(hz: Hypotez) -> None:
+async def test_too_little_data_is_refused_before_upload(hz: RunningBot) -> None:
     await seed_corrections(hz.services, 4)
     result = await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
     assert result.content is not None
@@ -282,7 +281,7 @@ async def test_too_little_data_is_refused_before_upload(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_train_straight_from_a_file(hz: Hypotez) -> None:
+async def test_train_straight_from_a_file(hz: RunningBot) -> None:
     from tests.fakes.interactions import Attachment
 
     hz.openai.auto_advance = False
@@ -320,7 +319,7 @@ async def test_train_straight_from_a_file(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_job_interrupted_while_starting_is_failed_and_does_not_block(hz: Hypotez) -> None:
+async def test_a_job_interrupted_while_starting_is_failed_and_does_not_block(hz: RunningBot) -> None:
     import datetime as dt
 
     from hypotez.ml.jobs import JobSpec, request_hash
@@ -353,7 +352,7 @@ async def test_a_job_interrupted_while_starting_is_failed_and_does_not_block(hz:
 
 
 @pytest.mark.asyncio
-async def test_an_unrelated_job_with_the_same_number_is_not_reused(hz: Hypotez) -> None:
+async def test_an_unrelated_job_with_the_same_number_is_not_reused(hz: RunningBot) -> None:
     await seed_corrections(hz.services, 10)
     hz.openai.auto_advance = False
     # Another installation sharing the API key once created its own job-1.
@@ -373,7 +372,7 @@ async def test_an_unrelated_job_with_the_same_number_is_not_reused(hz: Hypotez) 
 class FakeClient:
     """The real SDK pointed at the stand-in, as another installation would use it."""
 
-    def __init__(self, hz: Hypotez) -> None:
+    def __init__(self, hz: RunningBot) -> None:
         import openai
 
         self.client = openai.AsyncOpenAI(base_url=hz.openai.base_url, api_key="sk-other", max_retries=0)
@@ -386,7 +385,7 @@ class FakeClient:
 
 
 @pytest.mark.asyncio
-async def test_polling_fetches_only_new_events(hz: Hypotez) -> None:
+async def test_polling_fetches_only_new_events(hz: RunningBot) -> None:
     await seed_corrections(hz.services, 10)
     await hz.send(slash("train", {"dataset": "corrections", "trainer": "openai"}, user=ADMIN_MEMBER))
     job = await _run_to_end(hz.services, (await _job(hz.services)).id)
@@ -401,7 +400,7 @@ async def test_polling_fetches_only_new_events(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_two_replicas_racing_identical_requests_start_one_job(hz: Hypotez) -> None:
+async def test_two_replicas_racing_identical_requests_start_one_job(hz: RunningBot) -> None:
     import asyncio
 
     from hypotez.ml.jobs import JobSpec, JobTracker

@@ -7,13 +7,13 @@ import pytest
 from tests.fakes.interactions import ADMIN_MEMBER, DEFAULT_USER, GUILD_ID, RoleRef, member_payload, slash
 
 if TYPE_CHECKING:
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
 
 TRAINERS = 1_100_000_000_000_000_555
 
 
 @pytest.mark.asyncio
-async def test_grant_and_revoke_a_capability(hz: Hypotez) -> None:
+async def test_grant_and_revoke_a_capability(hz: RunningBot) -> None:
     member = member_payload(DEFAULT_USER, roles=[TRAINERS])
     refused = await hz.send(slash("jobs", subcommand="list", user=member))
     assert refused.content is not None

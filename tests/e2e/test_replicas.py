@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from hypotez.storage.models import Correction, Feedback, TrainingJob
 from tests.conftest import running_hypotez
+from tests.e2e.test_training_openai import seed_corrections
 from tests.fakes.discord_rest import FakeDiscordREST
 from tests.fakes.interactions import (
     ADMIN_MEMBER,
@@ -24,13 +25,12 @@ from tests.fakes.interactions import (
     user_installed,
     user_payload,
 )
-from tests.test_training_openai import seed_corrections
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from hypotez.config import Settings
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
     from tests.fakes.interactions import InteractionResult
     from tests.fakes.openai_api import FakeOpenAI
 
@@ -44,7 +44,7 @@ async def discord() -> AsyncIterator[FakeDiscordREST]:
         yield fake
 
 
-async def _count(hz: Hypotez, model: type[Any]) -> int:
+async def _count(hz: RunningBot, model: type[Any]) -> int:
     async with hz.services.db.session() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
@@ -128,7 +128,7 @@ async def test_components_and_modals_answered_by_another_replica_and_after_a_res
 
 
 @pytest.mark.asyncio
-async def test_ids_from_elsewhere_are_refused(hz: Hypotez) -> None:
+async def test_ids_from_elsewhere_are_refused(hz: RunningBot) -> None:
     """Every handler checks that what its id names belongs to the caller's server (and, where personal, to the
     caller): a replayed or forged id from another server finds nothing."""
     hz.openai.reply_with("Lyon.")
@@ -178,7 +178,7 @@ async def test_ids_from_elsewhere_are_refused(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_second_member_of_a_group_dm_rates_the_reply_they_see(hz: Hypotez) -> None:
+async def test_a_second_member_of_a_group_dm_rates_the_reply_they_see(hz: RunningBot) -> None:
     """A user-installed app in a group DM: one member asks, another rates the reply there."""
     group_dm = 1_100_000_000_000_000_555
     carol = user_payload(1_100_000_000_000_000_888, "carol")

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 from hypotez.config import Settings, load_settings
+from tests.paths import REPO
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "hypotez.example.toml"
+EXAMPLE = REPO / "hypotez.example.toml"
 
 
 def test_example_config_loads_and_matches_the_defaults() -> None:

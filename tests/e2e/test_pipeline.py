@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import hikari
 import lightbulb
@@ -25,17 +24,18 @@ from tests.fakes.interactions import (
     ping,
     slash,
 )
+from tests.paths import REPO
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = REPO / "README.md"
 
 if TYPE_CHECKING:
     from hypotez.config import Settings
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
     from tests.fakes.openai_api import FakeOpenAI
 
 
 @pytest.mark.asyncio
-async def test_ping_is_answered_and_bad_signatures_are_rejected(hz: Hypotez) -> None:
+async def test_ping_is_answered_and_bad_signatures_are_rejected(hz: RunningBot) -> None:
     pong = await hz.send(ping())
     assert pong.status == 200
     assert pong.response == {"type": 1}
@@ -59,17 +59,15 @@ def test_every_plugin_is_discovered() -> None:
 
 
 @pytest.mark.asyncio
-async def test_every_plugin_loads_its_commands(hz: Hypotez) -> None:
-    # assemble() loaded every plugin, failing loudly on any error: each module's loader added commands.
-    import importlib
+async def test_every_plugin_loads_its_commands(hz: RunningBot) -> None:
+    # assemble() loaded every plugin, failing loudly on any error: each plugin module's commands are registered.
+    def modules(command: Any) -> set[str]:
+        if isinstance(command, lightbulb.Group | lightbulb.SubGroup):
+            return {m for sub in command.subcommands.values() for m in modules(sub)}
+        return {command.__module__}
 
-    registered = set(hz.app.client.registered_commands)
-    for path in plugin_modules():
-        loader = importlib.import_module(path).loader
-        assert isinstance(loader, lightbulb.Loader)
-        commands = [item._command for item in loader._loadables if hasattr(item, "_command")]  # type: ignore[attr-defined]
-        assert commands, f"{path} registers no command"
-        assert set(commands) <= registered, path
+    registered = {m for command in hz.app.client.registered_commands for m in modules(command)}
+    assert set(plugin_modules()) <= registered
 
 
 @pytest.mark.asyncio
@@ -84,7 +82,7 @@ async def test_a_broken_plugin_stops_start_up(monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.asyncio
-async def test_domain_error_becomes_a_plain_ephemeral_reply(hz: Hypotez, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_domain_error_becomes_a_plain_ephemeral_reply(hz: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
     async def broken(*_: object, **__: object) -> None:
         raise StorageError("The database is being upgraded; try again in a minute.")
 
@@ -96,7 +94,7 @@ async def test_domain_error_becomes_a_plain_ephemeral_reply(hz: Hypotez, monkeyp
 
 @pytest.mark.asyncio
 async def test_unexpected_error_is_logged_with_a_reference(
-    hz: Hypotez, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    hz: RunningBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def broken(*_: object, **__: object) -> None:
         raise RuntimeError("internal detail the user must not see")
@@ -116,7 +114,7 @@ async def test_unexpected_error_is_logged_with_a_reference(
 
 
 @pytest.mark.asyncio
-async def test_capability_check_refuses_and_allows(hz: Hypotez) -> None:
+async def test_capability_check_refuses_and_allows(hz: RunningBot) -> None:
     chatters_role = 1_100_000_000_000_000_777
     await hz.services.guild_settings.update(GUILD_ID, capability_roles={"chat": [chatters_role]})
 
@@ -133,7 +131,7 @@ async def test_capability_check_refuses_and_allows(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_readme_commands_table_lists_every_command(hz: Hypotez) -> None:
+async def test_readme_commands_table_lists_every_command(hz: RunningBot) -> None:
     readme = README.read_text(encoding="utf-8")
     table = readme.split("## Commands", 1)[1].split("\n## ", 1)[0]
     for command in hz.app.client.registered_commands:

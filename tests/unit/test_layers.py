@@ -7,9 +7,14 @@ import os
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import REPO
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+ROOT = REPO
 
 
 def _contract_ids() -> list[str]:

@@ -28,11 +28,11 @@ from tests.fakes.interactions import (
 
 if TYPE_CHECKING:
     from hypotez.config import Settings
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
     from tests.fakes.openai_api import FakeOpenAI
 
 
-async def _chat(hz: Hypotez, question: str, answer: str) -> dict[str, Any]:
+async def _chat(hz: RunningBot, question: str, answer: str) -> dict[str, Any]:
     """Ask, and return the bot's reply message as Discord stores it."""
     hz.openai.reply_with(answer)
     result = await hz.send(slash("chat", {"message": question}))
@@ -41,13 +41,13 @@ async def _chat(hz: Hypotez, question: str, answer: str) -> dict[str, Any]:
     return original
 
 
-async def _corrections(hz: Hypotez) -> list[Correction]:
+async def _corrections(hz: RunningBot) -> list[Correction]:
     async with hz.services.db.session() as session:
         return list((await session.scalars(select(Correction).order_by(Correction.id))).all())
 
 
 @pytest.mark.asyncio
-async def test_context_menu_opens_prefilled_modal_and_submit_stores_correction_and_examples(hz: Hypotez) -> None:
+async def test_context_menu_opens_prefilled_modal_and_submit_stores_correction_and_examples(hz: RunningBot) -> None:
     reply_message = await _chat(hz, "Capital of Australia?", "Sydney is the capital of Australia.")
     opened = await hz.send(message_command("Correct this reply", reply_message))
     modal = opened.modal
@@ -80,7 +80,7 @@ async def test_context_menu_opens_prefilled_modal_and_submit_stores_correction_a
 
 
 @pytest.mark.asyncio
-async def test_second_correction_by_same_member_replaces_and_others_are_kept(hz: Hypotez) -> None:
+async def test_second_correction_by_same_member_replaces_and_others_are_kept(hz: RunningBot) -> None:
     reply_message = await _chat(hz, "2+2?", "5")
     opened = await hz.send(message_command("Correct this reply", reply_message))
     assert opened.modal is not None
@@ -103,7 +103,7 @@ async def test_second_correction_by_same_member_replaces_and_others_are_kept(hz:
 
 
 @pytest.mark.asyncio
-async def test_context_menu_on_a_message_that_is_not_a_reply_is_refused(hz: Hypotez) -> None:
+async def test_context_menu_on_a_message_that_is_not_a_reply_is_refused(hz: RunningBot) -> None:
     someone = message_payload("just a member talking", author_bot=False)
     result = await hz.send(message_command("Correct this reply", someone))
     assert result.modal is None
@@ -113,7 +113,7 @@ async def test_context_menu_on_a_message_that_is_not_a_reply_is_refused(hz: Hypo
 
 
 @pytest.mark.asyncio
-async def test_correction_undo_removes_it_and_its_examples(hz: Hypotez) -> None:
+async def test_correction_undo_removes_it_and_its_examples(hz: RunningBot) -> None:
     reply_message = await _chat(hz, "Colour of the sky?", "Green.")
     opened = await hz.send(message_command("Correct this reply", reply_message))
     assert opened.modal is not None
@@ -133,7 +133,7 @@ async def test_correction_undo_removes_it_and_its_examples(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_correct_command_by_id_and_by_link(hz: Hypotez) -> None:
+async def test_correct_command_by_id_and_by_link(hz: RunningBot) -> None:
     reply_message = await _chat(hz, "Largest planet?", "Saturn.")
     by_id = await hz.send(slash("correct", {"message_id": reply_message["id"], "correction": "Jupiter."}))
     assert by_id.ephemeral
@@ -149,7 +149,7 @@ async def test_correct_command_by_id_and_by_link(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_correct_command_errors_are_specific(hz: Hypotez) -> None:
+async def test_correct_command_errors_are_specific(hz: RunningBot) -> None:
     reply_message = await _chat(hz, "q", "a")
     unknown = await hz.send(slash("correct", {"message_id": "123456789012345678", "correction": "x"}))
     assert unknown.content is not None
@@ -167,7 +167,7 @@ async def test_correct_command_errors_are_specific(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_correct_command_with_a_file(hz: Hypotez) -> None:
+async def test_correct_command_with_a_file(hz: RunningBot) -> None:
     reply_message = await _chat(hz, "Write a poem", "Roses are red.")
     poem = "Розы красные,\nфиалки синие 🌹\n" * 200
     attachment = hz.rest.host(Attachment("poem.txt", poem.encode("utf-8"), content_type="text/plain"))
@@ -185,7 +185,7 @@ async def test_correct_command_with_a_file(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_correct_autocomplete_offers_my_recent_replies(hz: Hypotez) -> None:
+async def test_correct_autocomplete_offers_my_recent_replies(hz: RunningBot) -> None:
     first = await _chat(hz, "alpha question", "alpha answer")
     second = await _chat(hz, "beta question", "beta answer")
     everything = await hz.send(autocomplete("correct", {"message_id": ""}, "message_id"))
@@ -198,7 +198,7 @@ async def test_correct_autocomplete_offers_my_recent_replies(hz: Hypotez) -> Non
 
 
 @pytest.mark.asyncio
-async def test_member_without_the_capability_is_refused_everywhere(hz: Hypotez) -> None:
+async def test_member_without_the_capability_is_refused_everywhere(hz: RunningBot) -> None:
     reply_message = await _chat(hz, "q", "a")
     outsider = member_payload(DEFAULT_USER, roles=[])
     opened_before = await hz.send(message_command("Correct this reply", reply_message, user=outsider))
@@ -263,7 +263,7 @@ async def test_rating_buttons_work_after_a_restart(bot_settings: Settings, opena
 
 
 @pytest.mark.asyncio
-async def test_feedback_modal_and_stats(hz: Hypotez) -> None:
+async def test_feedback_modal_and_stats(hz: RunningBot) -> None:
     reply_message = await _chat(hz, "q", "a")
     general = await hz.send(slash("feedback", subcommand="send"))
     assert general.modal is not None
@@ -300,7 +300,7 @@ async def test_feedback_modal_and_stats(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_long_reply_is_corrected_per_part(hz: Hypotez) -> None:
+async def test_long_reply_is_corrected_per_part(hz: RunningBot) -> None:
     first = "First part. " * 150
     second = "Second part with a mistake. " * 100
     text = (first + second).strip()
@@ -323,7 +323,7 @@ async def test_long_reply_is_corrected_per_part(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_undo_leaves_datasets_built_earlier_untouched(hz: Hypotez) -> None:
+async def test_undo_leaves_datasets_built_earlier_untouched(hz: RunningBot) -> None:
     reply_message = await _chat(hz, "Boiling point of water?", "50 °C")
     await hz.send(slash("correct", {"message_id": reply_message["id"], "correction": "100 °C at sea level"}))
     await hz.send(slash("dataset", {"name": "snapshot"}, subcommand="build", user=ADMIN_MEMBER))
@@ -339,7 +339,7 @@ async def test_undo_leaves_datasets_built_earlier_untouched(hz: Hypotez) -> None
 
 
 @pytest.mark.asyncio
-async def test_concurrent_corrections_of_one_reply_store_one(hz: Hypotez) -> None:
+async def test_concurrent_corrections_of_one_reply_store_one(hz: RunningBot) -> None:
     import asyncio
 
     reply_message = await _chat(hz, "q?", "wrong")
@@ -364,7 +364,7 @@ async def test_concurrent_corrections_of_one_reply_store_one(hz: Hypotez) -> Non
 
 
 @pytest.mark.asyncio
-async def test_a_double_click_on_a_thumb_stores_one(hz: Hypotez) -> None:
+async def test_a_double_click_on_a_thumb_stores_one(hz: RunningBot) -> None:
     import asyncio
 
     reply_message = await _chat(hz, "q?", "a")

@@ -12,7 +12,7 @@ from hypotez.ml.evaluation import normalize, parse_test_data
 from tests.fakes.interactions import ADMIN_MEMBER, Attachment, slash
 
 if TYPE_CHECKING:
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
 
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Italy": "Rome", "Kenya": "Nairobi"}
 
@@ -32,7 +32,7 @@ def _jsonl() -> bytes:
 
 
 @pytest.mark.asyncio
-async def test_run_scores_and_keeps_a_report(hz: Hypotez) -> None:
+async def test_run_scores_and_keeps_a_report(hz: RunningBot) -> None:
     hz.openai.reply_with(_capital_model)
     file = hz.rest.host(Attachment("capitals.jsonl", _jsonl(), content_type="application/jsonl"))
     result = await hz.send(
@@ -56,7 +56,7 @@ async def test_run_scores_and_keeps_a_report(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_run_with_inline_json_defaults_to_the_active_model(hz: Hypotez) -> None:
+async def test_run_with_inline_json_defaults_to_the_active_model(hz: RunningBot) -> None:
     hz.openai.reply_with(_capital_model)
     data = json.dumps(
         [
@@ -73,7 +73,7 @@ async def test_run_with_inline_json_defaults_to_the_active_model(hz: Hypotez) ->
 
 
 @pytest.mark.asyncio
-async def test_errors_are_recorded_not_fatal(hz: Hypotez) -> None:
+async def test_errors_are_recorded_not_fatal(hz: RunningBot) -> None:
     hz.openai.reply_with(_capital_model)
     hz.openai.fail_next(500, times=1, path_contains="/chat/completions")
     data = json.dumps({"text": "Capital of Italy?", "expected": "Rome"})
@@ -86,7 +86,7 @@ async def test_errors_are_recorded_not_fatal(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_compare_two_models(hz: Hypotez) -> None:
+async def test_compare_two_models(hz: RunningBot) -> None:
     hz.openai.reply_with(_capital_model)
     file = hz.rest.host(Attachment("capitals.jsonl", _jsonl(), content_type="application/jsonl"))
     result = await hz.send(
@@ -111,7 +111,7 @@ async def test_compare_two_models(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_bad_test_data_is_refused_with_line_numbers(hz: Hypotez) -> None:
+async def test_bad_test_data_is_refused_with_line_numbers(hz: RunningBot) -> None:
     file = hz.rest.host(
         Attachment("bad.jsonl", b'{"text": "ok"}\nnot json\n{"expected": "x"}\n', content_type="application/jsonl")
     )

@@ -8,11 +8,11 @@ import hypotez
 from tests.fakes.interactions import slash
 
 if TYPE_CHECKING:
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
 
 
 @pytest.mark.asyncio
-async def test_about_end_to_end(hz: Hypotez) -> None:
+async def test_about_end_to_end(hz: RunningBot) -> None:
     result = await hz.send(slash("about"))
     assert result.status == 204  # lightbulb answers over REST, before the 204
     assert result.ephemeral
@@ -27,7 +27,7 @@ async def test_about_end_to_end(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_about_shows_the_guild_model(hz: Hypotez) -> None:
+async def test_about_shows_the_guild_model(hz: RunningBot) -> None:
     from tests.fakes.interactions import CHANNEL_ID, GUILD_ID
 
     await hz.services.guild_settings.update(GUILD_ID, CHANNEL_ID, active_model="ft:gpt-4o-mini:acme:x:1")

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hypotez.config import Settings
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
     from tests.fakes.discord_rest import RecordedFile
     from tests.fakes.interactions import InteractionResult
     from tests.fakes.openai_api import FakeOpenAI
@@ -55,7 +55,7 @@ def in_guild(payload: dict[str, Any], guild_id: int) -> dict[str, Any]:
     return payload
 
 
-def guild_root(hz: Hypotez, guild_id: int = GUILD_ID) -> Path:
+def guild_root(hz: RunningBot, guild_id: int = GUILD_ID) -> Path:
     """A server's area of the data directory."""
     return hz.settings.data_dir / "guilds" / str(guild_id)
 
@@ -215,20 +215,22 @@ def test_a_guild_area_is_rooted_in_guilds_and_reaches_nothing_outside(data: Path
 
 
 @pytest_asyncio.fixture
-async def small_hz(bot_settings: Settings, openai_fake: FakeOpenAI) -> AsyncIterator[Hypotez]:
+async def small_hz(bot_settings: Settings, openai_fake: FakeOpenAI) -> AsyncIterator[RunningBot]:
     settings = bot_settings.model_copy(update={"max_upload_bytes": 1000})
     async with running_hypotez(settings, openai_fake) as running:
         yield running
 
 
-async def audit(hz: Hypotez) -> list[tuple[str, str | None]]:
+async def audit(hz: RunningBot) -> list[tuple[str, str | None]]:
     async with hz.services.db.session() as session:
         rows = (await session.execute(select(AuditEntry.action, AuditEntry.target).order_by(AuditEntry.id))).all()
     return [(a, t) for a, t in rows]
 
 
 @pytest.mark.asyncio
-async def test_getfile_serves_files_inside_and_refuses_the_traversal_suite(small_hz: Hypotez, tmp_path: Path) -> None:
+async def test_getfile_serves_files_inside_and_refuses_the_traversal_suite(
+    small_hz: RunningBot, tmp_path: Path
+) -> None:
     hz = small_hz
     root = guild_root(hz)
     (root / "exports" / "nested").mkdir(parents=True)
@@ -277,7 +279,7 @@ async def test_getfile_serves_files_inside_and_refuses_the_traversal_suite(small
     assert sent_files(denied) == []
 
 
-def _two_servers_and_the_operator(hz: Hypotez) -> dict[str, bytes]:
+def _two_servers_and_the_operator(hz: RunningBot) -> dict[str, bytes]:
     """Files of the test server, of another server, and the operator's; returns the latter two's contents."""
     data = hz.settings.data_dir
     mine = guild_root(hz)
@@ -308,7 +310,7 @@ def _two_servers_and_the_operator(hz: Hypotez) -> dict[str, bytes]:
 
 
 @pytest.mark.asyncio
-async def test_a_server_reaches_only_its_own_files(hz: Hypotez) -> None:
+async def test_a_server_reaches_only_its_own_files(hz: RunningBot) -> None:
     """An administrator of one server (anyone who invites the bot) can neither read, list, archive nor delete
     another server's files or the operator's (training data, reports, models, the database)."""
     others = _two_servers_and_the_operator(hz)
@@ -392,7 +394,7 @@ async def test_a_server_reaches_only_its_own_files(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_file_commands_in_a_direct_message_are_refused_plainly(hz: Hypotez) -> None:
+async def test_file_commands_in_a_direct_message_are_refused_plainly(hz: RunningBot) -> None:
     _two_servers_and_the_operator(hz)
     for payload in [
         slash("getfile", {"path": "exports/mine.jsonl"}, user=user_payload(ADMIN_USER_ID, "admin"), guild=False),
@@ -428,7 +430,7 @@ def _make_directory(root: Path) -> dict[str, bytes]:
 
 @pytest.mark.asyncio
 async def test_archive_create_writes_a_verified_manifest_then_moves_the_originals(
-    hz: Hypotez, monkeypatch: pytest.MonkeyPatch
+    hz: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = guild_root(hz)
     originals = _make_directory(root)
@@ -496,7 +498,9 @@ async def test_archive_create_writes_a_verified_manifest_then_moves_the_original
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("failure", ["while writing", "while verifying"])
-async def test_a_failed_archive_keeps_the_originals(hz: Hypotez, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+async def test_a_failed_archive_keeps_the_originals(
+    hz: RunningBot, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
     root = guild_root(hz)
     originals = _make_directory(root)
     if failure == "while writing":

@@ -12,7 +12,7 @@ from hypotez.storage.repositories import GuildSettingsRepository
 from tests.fakes.interactions import button, slash
 
 if TYPE_CHECKING:
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
 
 
 def _slow_settings(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
@@ -28,7 +28,7 @@ def _slow_settings(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
 
 @pytest.mark.asyncio
 async def test_a_slow_command_is_deferred_in_time_and_answers_after(
-    hz: Hypotez, monkeypatch: pytest.MonkeyPatch
+    hz: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _slow_settings(monkeypatch, 2.6)
     result = await hz.send(slash("about"))
@@ -41,7 +41,7 @@ async def test_a_slow_command_is_deferred_in_time_and_answers_after(
 
 @pytest.mark.asyncio
 async def test_a_slow_button_is_deferred_in_time_and_answers_after(
-    hz: Hypotez, monkeypatch: pytest.MonkeyPatch
+    hz: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hz.openai.reply_with("Four.")
     reply = (await hz.send(slash("chat", {"message": "2 + 2?"}))).original_message

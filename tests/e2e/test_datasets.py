@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hypotez.config import Settings
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
     from tests.fakes.discord_rest import RecordedFile
     from tests.fakes.interactions import InteractionResult
     from tests.fakes.openai_api import FakeOpenAI
@@ -120,7 +120,7 @@ def assert_openai_preference_line(record: dict[str, Any]) -> None:
 
 
 async def upload(
-    hz: Hypotez,
+    hz: RunningBot,
     filename: str,
     content: bytes,
     *,
@@ -138,27 +138,27 @@ async def upload(
     return await hz.send(slash("dataset", options, subcommand="upload", user=user, attachments=[attachment]))
 
 
-async def dataset_rows(hz: Hypotez, name: str) -> list[DatasetExample]:
+async def dataset_rows(hz: RunningBot, name: str) -> list[DatasetExample]:
     dataset = await hz.services.datasets.resolve(GUILD_ID, name)
     return await hz.services.datasets.examples(dataset.id)
 
 
-async def all_datasets(hz: Hypotez) -> list[Dataset]:
+async def all_datasets(hz: RunningBot) -> list[Dataset]:
     async with hz.services.db.session() as session:
         return list((await session.scalars(select(Dataset).order_by(Dataset.id))).all())
 
 
-def area_of(hz: Hypotez, guild_id: int = GUILD_ID) -> Path:
+def area_of(hz: RunningBot, guild_id: int = GUILD_ID) -> Path:
     """A server's area of the data directory."""
     return hz.settings.data_dir / "guilds" / str(guild_id)
 
 
-async def audit_actions(hz: Hypotez) -> list[str]:
+async def audit_actions(hz: RunningBot) -> list[str]:
     async with hz.services.db.session() as session:
         return list((await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id))).all())
 
 
-async def assert_show_counts_what_training_uses(hz: Hypotez, name: str) -> None:
+async def assert_show_counts_what_training_uses(hz: RunningBot, name: str) -> None:
     """``/dataset show``'s figures, counted by the database, agree with the records training reads."""
     info = await hz.services.catalog.describe(GUILD_ID, name)
     supervised = await load_examples(hz.services.db, name, "supervised", guild_id=GUILD_ID)
@@ -173,7 +173,7 @@ async def assert_show_counts_what_training_uses(hz: Hypotez, name: str) -> None:
     assert set(info.costs) == set(exact)
 
 
-async def chat(hz: Hypotez, question: str, answer: str) -> dict[str, Any]:
+async def chat(hz: RunningBot, question: str, answer: str) -> dict[str, Any]:
     hz.openai.reply_with(answer)
     result = await hz.send(slash("chat", {"message": question}))
     original = result.original_message
@@ -182,7 +182,7 @@ async def chat(hz: Hypotez, question: str, answer: str) -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture
-async def strict_hz(bot_settings: Settings, openai_fake: FakeOpenAI) -> AsyncIterator[Hypotez]:
+async def strict_hz(bot_settings: Settings, openai_fake: FakeOpenAI) -> AsyncIterator[RunningBot]:
     """hypotez with a tiny upload limit (1000 bytes) and example limit (40 tokens)."""
     settings = bot_settings.model_copy(update={"max_upload_bytes": 1000, "dataset_max_example_tokens": 40})
     async with running_hypotez(settings, openai_fake) as running:
@@ -252,7 +252,7 @@ FORMATS: dict[str, tuple[str, bytes, list[tuple[str, list[dict[str, str]], str |
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("shape", list(FORMATS))
-async def test_each_format_is_imported(hz: Hypotez, shape: str) -> None:
+async def test_each_format_is_imported(hz: RunningBot, shape: str) -> None:
     filename, content, expected = FORMATS[shape]
     result = await upload(hz, filename, content, positive=shape != "txt")
     assert result.ephemeral
@@ -270,7 +270,7 @@ async def test_each_format_is_imported(hz: Hypotez, shape: str) -> None:
 
 
 @pytest.mark.asyncio
-async def test_validation_errors_are_reported_by_line_and_nothing_is_imported(strict_hz: Hypotez) -> None:
+async def test_validation_errors_are_reported_by_line_and_nothing_is_imported(strict_hz: RunningBot) -> None:
     hz = strict_hz
     lines = [
         json.dumps({"prompt": "ok", "completion": "fine"}),  # 1 good
@@ -459,7 +459,7 @@ def test_an_unforeseen_shape_is_still_a_problem_of_its_line(tmp_path: Path, monk
 
 
 @pytest.mark.asyncio
-async def test_a_list_as_a_role_is_reported_by_line_not_as_an_error(hz: Hypotez) -> None:
+async def test_a_list_as_a_role_is_reported_by_line_not_as_an_error(hz: RunningBot) -> None:
     content = b'{"prompt": "fine", "completion": "ok"}\n{"messages":[{"role":["user"],"content":"x"}]}\n'
     refused = await upload(hz, "roles.jsonl", content)
     assert "Nothing was imported: `roles.jsonl` has 1 problem." in said(refused)
@@ -472,7 +472,7 @@ async def test_a_list_as_a_role_is_reported_by_line_not_as_an_error(hz: Hypotez)
 
 @pytest.mark.asyncio
 async def test_oversize_upload_is_refused_before_downloading(
-    strict_hz: Hypotez, monkeypatch: pytest.MonkeyPatch
+    strict_hz: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     downloads: list[str] = []
 
@@ -494,7 +494,7 @@ async def test_oversize_upload_is_refused_before_downloading(
 
 @pytest.mark.asyncio
 async def test_upload_is_streamed_to_disk_and_parsed_off_the_event_loop(
-    hz: Hypotez, monkeypatch: pytest.MonkeyPatch
+    hz: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def no_read(self: hikari.files.WebResource) -> bytes:
         raise AssertionError("attachments are streamed, not read whole")
@@ -517,7 +517,7 @@ async def test_upload_is_streamed_to_disk_and_parsed_off_the_event_loop(
 
 
 @pytest.mark.asyncio
-async def test_dataset_work_runs_off_the_event_loop(hz: Hypotez, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_dataset_work_runs_off_the_event_loop(hz: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading rows, building records and examples, hashing and writing run in worker threads; commands that
     may work long defer first."""
     calls: list[tuple[str, str]] = []
@@ -599,7 +599,7 @@ async def longest_stall() -> AsyncIterator[list[float]]:
 
 
 @pytest.mark.asyncio
-async def test_a_large_dataset_does_not_stall_the_event_loop(hz: Hypotez) -> None:
+async def test_a_large_dataset_does_not_stall_the_event_loop(hz: RunningBot) -> None:
     count = 15_000
     lines = [
         {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"question {i}"},
@@ -639,7 +639,7 @@ async def test_a_large_dataset_does_not_stall_the_event_loop(hz: Hypotez) -> Non
 
 
 @pytest.mark.asyncio
-async def test_uploading_again_makes_a_new_version_that_keeps_the_old_examples(hz: Hypotez) -> None:
+async def test_uploading_again_makes_a_new_version_that_keeps_the_old_examples(hz: RunningBot) -> None:
     await upload(hz, "a.jsonl", jsonl([{"prompt": "a", "completion": "1"}, {"prompt": "b", "completion": "2"}]))
     second = await upload(
         hz, "b.jsonl", jsonl([{"prompt": "b", "completion": "2"}, {"prompt": "c", "completion": "3"}])
@@ -665,7 +665,7 @@ async def test_uploading_again_makes_a_new_version_that_keeps_the_old_examples(h
 
 
 @pytest.mark.asyncio
-async def test_select_a_directory_offered_by_autocomplete_and_archive_it(hz: Hypotez) -> None:
+async def test_select_a_directory_offered_by_autocomplete_and_archive_it(hz: RunningBot) -> None:
     area = area_of(hz) / "datasets"
     (area / "cats" / "more").mkdir(parents=True)
     (area / "dogs").mkdir()
@@ -715,7 +715,7 @@ async def test_select_a_directory_offered_by_autocomplete_and_archive_it(hz: Hyp
 
 
 @pytest.mark.asyncio
-async def test_select_archives_the_directory_by_default_and_can_keep_it(hz: Hypotez) -> None:
+async def test_select_archives_the_directory_by_default_and_can_keep_it(hz: RunningBot) -> None:
     area = area_of(hz) / "datasets"
     for name in ("birds", "fish"):
         (area / name).mkdir(parents=True)
@@ -738,7 +738,7 @@ async def test_select_archives_the_directory_by_default_and_can_keep_it(hz: Hypo
 
 
 @pytest.mark.asyncio
-async def test_build_from_corrections_and_feedback_exports_openai_formats(hz: Hypotez) -> None:
+async def test_build_from_corrections_and_feedback_exports_openai_formats(hz: RunningBot) -> None:
     corrected = await chat(hz, "Capital of Australia?", "Sydney is the capital of Australia.")
     await hz.send(slash("correct", {"message_id": corrected["id"], "correction": "Canberra is the capital."}))
     # A thumb down on the corrected reply pairs the same two answers: deduplicated, not a second pair.
@@ -803,7 +803,7 @@ async def test_build_from_corrections_and_feedback_exports_openai_formats(hz: Hy
 
 
 @pytest.mark.asyncio
-async def test_build_filters_by_channel_model_rating_and_period(hz: Hypotez) -> None:
+async def test_build_filters_by_channel_model_rating_and_period(hz: RunningBot) -> None:
     other_channel = 1_100_000_000_000_000_201
     here = await chat(hz, "Here?", "Yes, here.")
     await hz.send(button("hz.up", here))
@@ -846,7 +846,7 @@ async def test_build_filters_by_channel_model_rating_and_period(hz: Hypotez) -> 
 
 
 @pytest.mark.asyncio
-async def test_build_never_takes_another_servers_conversations(hz: Hypotez) -> None:
+async def test_build_never_takes_another_servers_conversations(hz: RunningBot) -> None:
     """Feedback (or a correction) recorded in server B on a reply the bot gave in server A does not bring A's
     conversation into B's datasets, nor into A's."""
     secret = await chat(hz, "Our launch date?", "March 3rd, internal only.")
@@ -877,7 +877,7 @@ async def test_build_never_takes_another_servers_conversations(hz: Hypotez) -> N
 
 
 @pytest.mark.asyncio
-async def test_list_and_show(hz: Hypotez) -> None:
+async def test_list_and_show(hz: RunningBot) -> None:
     empty = await hz.send(slash("dataset", subcommand="list", user=ADMIN_MEMBER))
     assert "No datasets yet" in said(empty)
     await upload(hz, "a.jsonl", jsonl([*CHAT_LINES, PREFERENCE_LINE]))
@@ -927,7 +927,7 @@ async def test_list_and_show(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_export_split_and_zip_over_the_upload_limit(strict_hz: Hypotez) -> None:
+async def test_export_split_and_zip_over_the_upload_limit(strict_hz: RunningBot) -> None:
     hz = strict_hz
     records = [{"prompt": f"q{i}", "completion": f"answer number {i}"} for i in range(40)]
     await hz.services.catalog.import_file(
@@ -959,7 +959,7 @@ async def test_export_split_and_zip_over_the_upload_limit(strict_hz: Hypotez) ->
 
 
 @pytest.mark.asyncio
-async def test_export_too_large_even_zipped_is_kept_on_disk(strict_hz: Hypotez) -> None:
+async def test_export_too_large_even_zipped_is_kept_on_disk(strict_hz: RunningBot) -> None:
     hz = strict_hz
     records = [{"prompt": f"q{i} " + "x" * 10, "completion": f"{i * 7919:x} {i * 104729:x}"} for i in range(300)]
     await hz.services.catalog.import_file(
@@ -973,7 +973,7 @@ async def test_export_too_large_even_zipped_is_kept_on_disk(strict_hz: Hypotez) 
 
 
 @pytest.mark.asyncio
-async def test_csv_export_reads_back_as_the_same_examples(hz: Hypotez) -> None:
+async def test_csv_export_reads_back_as_the_same_examples(hz: RunningBot) -> None:
     multi_turn = {
         "messages": [
             {"role": "system", "content": "Be kind."},
@@ -1012,7 +1012,7 @@ async def test_csv_export_reads_back_as_the_same_examples(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_dataset_archive_writes_a_verified_zip_and_retires_the_dataset(hz: Hypotez) -> None:
+async def test_dataset_archive_writes_a_verified_zip_and_retires_the_dataset(hz: RunningBot) -> None:
     await upload(hz, "a.jsonl", jsonl([*CHAT_LINES, PREFERENCE_LINE]))
     await upload(hz, "b.jsonl", jsonl([{"prompt": "More", "completion": "Yes"}]))
     await hz.send(slash("dataset", {"name": "basics"}, subcommand="export", user=ADMIN_MEMBER))
@@ -1078,7 +1078,7 @@ def test_split_examples_is_reproducible_and_keeps_both_sides() -> None:
 
 
 @pytest.mark.asyncio
-async def test_load_examples_pairs_positive_and_negative_answers(hz: Hypotez) -> None:
+async def test_load_examples_pairs_positive_and_negative_answers(hz: RunningBot) -> None:
     question = [{"role": "user", "content": "Best language?"}]
     await upload(hz, "good.jsonl", jsonl([{"messages": [*question, {"role": "assistant", "content": "Python."}]}]))
     await upload(

@@ -12,15 +12,15 @@ from hypotez.storage.models import BotReply, ReplyMessage
 from tests.fakes.interactions import ADMIN_MEMBER, CHANNEL_ID, GUILD_ID, USER_ID, autocomplete, slash
 
 if TYPE_CHECKING:
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
 
 
-async def _replies(hz: Hypotez) -> list[BotReply]:
+async def _replies(hz: RunningBot) -> list[BotReply]:
     async with hz.services.db.session() as session:
         return list((await session.scalars(select(BotReply).order_by(BotReply.id))).all())
 
 
-def _texts_of_token(hz: Hypotez, token: str) -> list[str]:
+def _texts_of_token(hz: RunningBot, token: str) -> list[str]:
     texts: list[str] = []
     for call in hz.rest.calls:
         if token in call.path and call.method in {"PATCH", "POST"} and isinstance(call.json, dict):
@@ -32,7 +32,7 @@ def _texts_of_token(hz: Hypotez, token: str) -> list[str]:
 
 
 @pytest.mark.asyncio
-async def test_chat_reply_is_delivered_and_stored(hz: Hypotez) -> None:
+async def test_chat_reply_is_delivered_and_stored(hz: RunningBot) -> None:
     hz.openai.reply_with("Paris is the capital of France.")
     result = await hz.send(slash("chat", {"message": "What is the capital of France?"}))
     assert result.response_type == 5  # deferred
@@ -63,7 +63,7 @@ async def test_chat_reply_is_delivered_and_stored(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_private_chat_is_ephemeral_and_model_option_is_used(hz: Hypotez) -> None:
+async def test_private_chat_is_ephemeral_and_model_option_is_used(hz: RunningBot) -> None:
     hz.openai.reply_with(lambda messages, model: f"{model} says hi")
     result = await hz.send(slash("chat", {"message": "hi", "private": True, "model": "gpt-4.1-mini"}))
     assert result.ephemeral
@@ -75,7 +75,7 @@ async def test_private_chat_is_ephemeral_and_model_option_is_used(hz: Hypotez) -
 
 
 @pytest.mark.asyncio
-async def test_system_prompt_channel_overrides_guild(hz: Hypotez) -> None:
+async def test_system_prompt_channel_overrides_guild(hz: RunningBot) -> None:
     await hz.send(slash("prompt", {"text": "Be brief."}, subcommand="set", user=ADMIN_MEMBER))
     await hz.send(
         slash("prompt", {"text": "Answer like a pirate.", "channel": True}, subcommand="set", user=ADMIN_MEMBER)
@@ -93,7 +93,7 @@ async def test_system_prompt_channel_overrides_guild(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_setting_the_prompt_needs_the_train_capability(hz: Hypotez) -> None:
+async def test_setting_the_prompt_needs_the_train_capability(hz: RunningBot) -> None:
     refused = await hz.send(slash("prompt", {"text": "Be evil."}, subcommand="set"))
     assert refused.ephemeral
     assert refused.content is not None
@@ -103,7 +103,7 @@ async def test_setting_the_prompt_needs_the_train_capability(hz: Hypotez) -> Non
 
 
 @pytest.mark.asyncio
-async def test_streaming_edits_are_observed_and_throttled(hz: Hypotez) -> None:
+async def test_streaming_edits_are_observed_and_throttled(hz: RunningBot) -> None:
     words = " ".join(f"word{i}" for i in range(60))
     hz.openai.reply_with(words)
     hz.openai.stream_chunk_delay = 0.01  # 60+ chunks over ~0.7 s, edits at most every 0.05 s
@@ -118,7 +118,7 @@ async def test_streaming_edits_are_observed_and_throttled(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_long_reply_is_split_without_losing_a_character(hz: Hypotez) -> None:
+async def test_long_reply_is_split_without_losing_a_character(hz: RunningBot) -> None:
     paragraph = "Это предложение на русском языке, с эмодзи 🙂 и עברית. " * 10
     text = "\n\n".join([paragraph] * 8)[:3500]
     assert len(text) == 3500
@@ -145,7 +145,7 @@ async def test_long_reply_is_split_without_losing_a_character(hz: Hypotez) -> No
 
 
 @pytest.mark.asyncio
-async def test_very_long_reply_is_attached_as_a_file(hz: Hypotez) -> None:
+async def test_very_long_reply_is_attached_as_a_file(hz: RunningBot) -> None:
     text = ("A long line of text that keeps going. " * 300).strip()
     assert len(text) > 8000
     hz.openai.reply_with(text)
@@ -165,7 +165,7 @@ async def test_very_long_reply_is_attached_as_a_file(hz: Hypotez) -> None:
 
 
 @pytest.mark.asyncio
-async def test_unicode_round_trips_unchanged(hz: Hypotez) -> None:
+async def test_unicode_round_trips_unchanged(hz: RunningBot) -> None:
     question = "Привет! 👋🏽 מה שלומך? كيف حالك؟ 👨‍👩‍👧‍👦"
     hz.openai.reply_with(lambda messages, model: "Ответ: " + messages[-1]["content"])
     result = await hz.send(slash("chat", {"message": question}))
@@ -189,7 +189,7 @@ async def test_unicode_round_trips_unchanged(hz: Hypotez) -> None:
 )
 @pytest.mark.asyncio
 async def test_backend_errors_end_in_an_ephemeral_message_and_store_nothing(
-    hz: Hypotez, status: int, expected: str
+    hz: RunningBot, status: int, expected: str
 ) -> None:
     hz.openai.fail_next(
         status, times=5, path_contains="/chat/completions", headers={"retry-after": "0"} if status == 429 else None
@@ -205,7 +205,7 @@ async def test_backend_errors_end_in_an_ephemeral_message_and_store_nothing(
 
 
 @pytest.mark.asyncio
-async def test_backend_timeout_ends_in_an_ephemeral_message(hz: Hypotez) -> None:
+async def test_backend_timeout_ends_in_an_ephemeral_message(hz: RunningBot) -> None:
     hz.openai.delay_next(10, times=5)  # the bot gives up after 1 s
     result = await hz.send(slash("chat", {"message": "hello", "private": True}))
     assert any("did not answer in time" in t for t in _texts_of_token(hz, result.token or ""))
@@ -215,7 +215,7 @@ async def test_backend_timeout_ends_in_an_ephemeral_message(hz: Hypotez) -> None
 
 
 @pytest.mark.asyncio
-async def test_model_autocomplete_offers_trained_local_and_backend_models(hz: Hypotez) -> None:
+async def test_model_autocomplete_offers_trained_local_and_backend_models(hz: RunningBot) -> None:
     from hypotez.storage.models import RegisteredModel
     from tests.fakes.interactions import autocomplete
 
@@ -234,7 +234,7 @@ async def test_model_autocomplete_offers_trained_local_and_backend_models(hz: Hy
 
 
 @pytest.mark.asyncio
-async def test_a_slow_model_list_does_not_break_autocomplete(hz: Hypotez) -> None:
+async def test_a_slow_model_list_does_not_break_autocomplete(hz: RunningBot) -> None:
     """The model server takes 4 s to list its models: autocomplete still answers within Discord's 3 s (the
     harness fails the test otherwise), and offers them once the background refresh has them."""
     hz.openai.delay_next(4.0, path_contains="/models")
@@ -252,7 +252,7 @@ async def test_a_slow_model_list_does_not_break_autocomplete(hz: Hypotez) -> Non
 
 
 @pytest.mark.asyncio
-async def test_a_failed_model_list_is_not_cached_as_no_models(hz: Hypotez) -> None:
+async def test_a_failed_model_list_is_not_cached_as_no_models(hz: RunningBot) -> None:
     hz.openai.fail_next(500, path_contains="/models")
     failed = await hz.send(autocomplete("chat", {"message": "hi", "model": ""}, "model"))
     assert failed.choices == []

@@ -22,11 +22,11 @@ if TYPE_CHECKING:
     import hikari
 
     from hypotez.config import Settings
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
     from tests.fakes.openai_api import FakeOpenAI
 
 
-async def _replies(hz: Hypotez) -> list[BotReply]:
+async def _replies(hz: RunningBot) -> list[BotReply]:
     async with hz.services.db.session() as session:
         return list((await session.scalars(select(BotReply).order_by(BotReply.id))).all())
 
@@ -37,7 +37,7 @@ def _numbered(messages: list[dict[str, Any]], model: str) -> str:
 
 
 @pytest.mark.asyncio
-async def test_chat_in_a_thread_the_bot_opened_continues_the_conversation(hz: Hypotez) -> None:
+async def test_chat_in_a_thread_the_bot_opened_continues_the_conversation(hz: RunningBot) -> None:
     hz.openai.reply_with(_numbered)
     await hz.send(slash("chat", {"message": "My name is Ада.", "thread": True}))
     [first] = await _replies(hz)
@@ -71,7 +71,7 @@ async def test_chat_in_a_thread_the_bot_opened_continues_the_conversation(hz: Hy
 
 
 @pytest.mark.asyncio
-async def test_chat_outside_threads_starts_fresh(hz: Hypotez) -> None:
+async def test_chat_outside_threads_starts_fresh(hz: RunningBot) -> None:
     hz.openai.reply_with(_numbered)
     await hz.send(slash("chat", {"message": "one"}))
     await hz.send(slash("chat", {"message": "two"}))
@@ -80,7 +80,7 @@ async def test_chat_outside_threads_starts_fresh(hz: Hypotez) -> None:
     assert second.content == "turn 1"
 
 
-async def _continue(hz: Hypotez, message: hikari.Message) -> BotReply | None:
+async def _continue(hz: RunningBot, message: hikari.Message) -> BotReply | None:
     """What the gateway listener does with ``message`` (HTTP mode receives no messages)."""
     app = hz.app
     caller = await caller_from_message(message, app.get(_Settings), app.get(GuildSettingsRepository))
@@ -139,7 +139,7 @@ async def test_replying_to_the_bot_continues_after_a_restart(bot_settings: Setti
 
 
 @pytest.mark.asyncio
-async def test_reply_in_channel_reports_backend_errors_and_stores_nothing(hz: Hypotez) -> None:
+async def test_reply_in_channel_reports_backend_errors_and_stores_nothing(hz: RunningBot) -> None:
     hz.openai.reply_with("first")
     result = await hz.send(slash("chat", {"message": "hi"}))
     reply_message = result.original_message
@@ -195,7 +195,7 @@ async def test_token_budget_applies_end_to_end(bot_settings: Settings, openai_fa
 
 
 @pytest.mark.asyncio
-async def test_replies_to_the_bot_follow_the_servers_grants(hz: Hypotez) -> None:
+async def test_replies_to_the_bot_follow_the_servers_grants(hz: RunningBot) -> None:
     from tests.fakes.interactions import GUILD_ID, iso_timestamp
 
     hz.openai.reply_with("first")

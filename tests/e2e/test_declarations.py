@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 import hikari
 import lightbulb
 import pytest
+from lightbulb.localization import localization_unsupported
 
 from hypotez.keys import Key
 from hypotez.plugins._components import ComponentRouter
 
 if TYPE_CHECKING:
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
 
 #: Commands about one server's data or settings: offered in servers only.
 SERVER_ONLY = {"admin", "archive", "dataset", "getfile", "jobs", "prompt", "test", "train"}
@@ -36,7 +37,7 @@ def _capability_hooks(command: Any) -> list[str]:
 
 
 @pytest.mark.asyncio
-async def test_every_command_declares_a_capability_and_where_it_is_offered(hz: Hypotez) -> None:
+async def test_every_command_declares_a_capability_and_where_it_is_offered(hz: RunningBot) -> None:
     registered = list(hz.app.client.registered_commands)
     assert len(registered) >= 14
     for command in registered:
@@ -44,6 +45,8 @@ async def test_every_command_declares_a_capability_and_where_it_is_offered(hz: H
         name = data.name
         for leaf in _leaves(command):
             assert _capability_hooks(leaf), f"{leaf._command_data.qualified_name} checks no capability"
+        assert data.contexts is not hikari.UNDEFINED, name
+        assert data.integration_types is not hikari.UNDEFINED, name
         contexts = set(data.contexts)
         if name in SERVER_ONLY:
             assert contexts == {hikari.ApplicationContextType.GUILD}, name
@@ -58,7 +61,7 @@ async def test_every_command_declares_a_capability_and_where_it_is_offered(hz: H
 
 
 @pytest.mark.asyncio
-async def test_every_custom_id_prefix_has_one_handler_with_a_capability(hz: Hypotez) -> None:
+async def test_every_custom_id_prefix_has_one_handler_with_a_capability(hz: RunningBot) -> None:
     handlers = hz.app.get(ComponentRouter).handlers
     assert set(handlers) == set(Key)
     for key, entry in handlers.items():
@@ -67,12 +70,12 @@ async def test_every_custom_id_prefix_has_one_handler_with_a_capability(hz: Hypo
 
 
 @pytest.mark.asyncio
-async def test_declared_metadata_reaches_discord(hz: Hypotez) -> None:
+async def test_declared_metadata_reaches_discord(hz: RunningBot) -> None:
     """What the command sync would send: contexts, integration types, default member permissions."""
     by_name = {}
     for command in hz.app.client.registered_commands:
         data = command if isinstance(command, lightbulb.Group) else command._command_data
-        built = await data.as_command_builder(hikari.Locale.EN_US, lightbulb.localization.localization_unsupported)
+        built = await data.as_command_builder(hikari.Locale.EN_US, localization_unsupported)
         by_name[built.name] = built.build(hz.app.bot.entity_factory)
     assert by_name["train"]["contexts"] == [hikari.ApplicationContextType.GUILD]
     assert int(by_name["train"]["default_member_permissions"]) == int(hikari.Permissions.ADMINISTRATOR)

@@ -11,7 +11,7 @@ from hypotez.storage.models import Correction, Feedback, RegisteredModel
 from tests.fakes.interactions import ADMIN_MEMBER, CHANNEL_ID, GUILD_ID, autocomplete, button, slash
 
 if TYPE_CHECKING:
-    from tests.conftest import Hypotez
+    from tests.conftest import RunningBot
 
 OTHER_GUILD = 1_100_000_000_000_009_999
 
@@ -23,20 +23,20 @@ def elsewhere(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-async def _reply_in_guild_a(hz: Hypotez) -> dict[str, Any]:
+async def _reply_in_guild_a(hz: RunningBot) -> dict[str, Any]:
     hz.openai.reply_with("Our secret plan is X.")
     result = await hz.send(slash("chat", {"message": "What is our plan?"}))
     assert result.original_message is not None
     return result.original_message
 
 
-async def _count(hz: Hypotez, model: type[Correction] | type[Feedback]) -> int:
+async def _count(hz: RunningBot, model: type[Correction] | type[Feedback]) -> int:
     async with hz.services.db.session() as session:
         return len((await session.scalars(select(model))).all())
 
 
 @pytest.mark.asyncio
-async def test_another_servers_reply_cannot_be_corrected_or_rated(hz: Hypotez) -> None:
+async def test_another_servers_reply_cannot_be_corrected_or_rated(hz: RunningBot) -> None:
     reply = await _reply_in_guild_a(hz)
     link = f"https://discord.com/channels/{GUILD_ID}/{CHANNEL_ID}/{reply['id']}"
     for target in (reply["id"], link):
@@ -66,7 +66,7 @@ async def test_another_servers_reply_cannot_be_corrected_or_rated(hz: Hypotez) -
 
 
 @pytest.mark.asyncio
-async def test_another_servers_trained_model_is_neither_offered_nor_usable(hz: Hypotez) -> None:
+async def test_another_servers_trained_model_is_neither_offered_nor_usable(hz: RunningBot) -> None:
     async with hz.services.db.session() as session, session.begin():
         session.add(RegisteredModel(guild_id=GUILD_ID, name="local:job-7", backend="local", origin="fine-tune"))
         session.add(
@@ -96,7 +96,7 @@ async def test_another_servers_trained_model_is_neither_offered_nor_usable(hz: H
 
 
 @pytest.mark.asyncio
-async def test_local_training_never_starts_from_a_path(hz: Hypotez) -> None:
+async def test_local_training_never_starts_from_a_path(hz: RunningBot) -> None:
     for base in ("/etc", "../data/training/job-1/model", "~/models/x", "local:job-99"):
         refused = await hz.send(
             slash("train", {"dataset": "corrections", "trainer": "local", "base_model": base}, user=ADMIN_MEMBER)
