@@ -20,6 +20,7 @@ from hypotez.permissions import Caller
 from hypotez.plugins._attachments import attachment_chunks, check_upload, files_for, send_limit
 from hypotez.plugins._autocomplete import area_autocomplete, dataset_names
 from hypotez.plugins._checks import STAFF_IN_SERVERS, guild_area, require_in_server
+from hypotez.plugins._deadlines import finish
 from hypotez.storage.files import DATASETS, DataDirectory, human_size
 
 loader = lightbulb.Loader()
@@ -90,7 +91,7 @@ class DatasetUpload(
                 positive=self.positive,
                 skip_bad=self.skip_bad,
             )
-        await ctx.respond(report.summary(), ephemeral=True)
+        await finish(ctx, report.summary())
 
 
 @dataset.register
@@ -123,7 +124,7 @@ class DatasetSelect(
             skip_bad=self.skip_bad,
             archive=self.archive,
         )
-        await ctx.respond(report.summary(), ephemeral=True)
+        await finish(ctx, report.summary())
 
 
 @dataset.register
@@ -164,7 +165,7 @@ class DatasetBuild(
         )
         if report.duplicates:
             text += f" {_count(report.duplicates, 'duplicate')} left out."
-        await ctx.respond(text, ephemeral=True)
+        await finish(ctx, text)
 
 
 @dataset.register
@@ -295,11 +296,11 @@ class DatasetExport(
                 f". Too large to attach even zipped (limit {human_size(limit)}); saved in this server's files as "
                 f"{where} (`/getfile` cannot send it either)."
             )
-            await ctx.respond(text[:2000], ephemeral=True)
+            await finish(ctx, text[:2000])
             return
         if len(bundle) == 1 and bundle[0] not in result.paths:
             text += " (zipped to fit Discord's upload limit)"
-        await ctx.respond((text + ".")[:2000], attachments=files_for(bundle), ephemeral=True)
+        await finish(ctx, (text + ".")[:2000], attachments=files_for(bundle))
 
 
 @dataset.register
@@ -323,11 +324,11 @@ class DatasetArchive(
         )
         limit = send_limit(ctx.interaction, settings)
         if self.attach and info.size <= limit:
-            await ctx.respond(text, attachments=files_for([info.path]), ephemeral=True)
+            await finish(ctx, text, attachments=files_for([info.path]))
             return
         if self.attach:
             text += f" It is too large to attach (limit {human_size(limit)})."
-        await ctx.respond(text, ephemeral=True)
+        await finish(ctx, text)
 
 
 loader.command(dataset)

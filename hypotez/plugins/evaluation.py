@@ -19,6 +19,7 @@ from hypotez.permissions import Caller
 from hypotez.plugins._attachments import read_text_attachment
 from hypotez.plugins._autocomplete import model_autocomplete
 from hypotez.plugins._checks import STAFF_IN_SERVERS, require
+from hypotez.plugins._deadlines import finish
 from hypotez.storage.files import REPORTS, DataDirectory
 from hypotez.storage.repositories import AuditLog
 
@@ -108,10 +109,10 @@ class TestRun(
         if len(report.predictions) > 5:
             lines.append(f"… {len(report.predictions) - 5} more in the report")
         lines.append(f"Report kept as `{path}` ({len(report.failures)} failures and errors).")
-        await ctx.respond(
+        await finish(
+            ctx,
             "\n".join(lines)[:2000],
-            attachment=hikari.Bytes(report.jsonl().encode("utf-8"), path.rsplit("/", 1)[-1]),
-            ephemeral=True,
+            attachments=[hikari.Bytes(report.jsonl().encode("utf-8"), path.rsplit("/", 1)[-1])],
         )
 
 
@@ -161,13 +162,13 @@ class TestCompare(
             f"`{self.model_a}` better on {wins_a}, `{self.model_b}` better on {wins_b}, ties {ties}.",
             f"Side-by-side report kept as `{path}`.",
         ]
-        await ctx.respond(
+        await finish(
+            ctx,
             "\n".join(lines)[:2000],
             attachments=[
                 hikari.Bytes(report.encode("utf-8"), path.rsplit("/", 1)[-1]),
                 hikari.Bytes(chart, "comparison.png"),
             ],
-            ephemeral=True,
         )
 
 

@@ -1,18 +1,25 @@
-"""Discord's 3-second deadline holds even when a handler is slow to start: it is deferred for it, and the answer
-follows (the harness fails any test whose answer Discord would have refused)."""
+"""Discord's deadlines: 3 seconds for the first answer (a slow handler is deferred for it, and the answer follows),
+15 minutes for the token (longer work answers in a DM). The harness fails any test whose answer Discord would
+have refused."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from hypotez.plugins import _deadlines
 from hypotez.storage.repositories import GuildSettingsRepository
-from tests.fakes.interactions import button, slash
+from tests.fakes.interactions import ADMIN_MEMBER, ADMIN_USER_ID, CHANNEL_ID, button, slash
 
 if TYPE_CHECKING:
     from tests.conftest import RunningBot
+
+
+CASE = json.dumps({"text": "Capital of France?", "expected": "Paris"})
 
 
 def _slow_settings(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
@@ -51,3 +58,47 @@ async def test_a_slow_button_is_deferred_in_time_and_answers_after(
     assert pressed.response_type == 5
     followups = await pressed.wait_for_followups()
     assert any("👍" in str((call.json or {}).get("content")) for call in followups)
+
+
+def _sixteen_minutes_pass_while_answering(hz: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model takes 16 minutes for the first answer (the bot's clock and Discord's both move on)."""
+    shift = {"seconds": 0.0}
+    real = _deadlines.utcnow
+    monkeypatch.setattr(_deadlines, "utcnow", lambda: real() + dt.timedelta(seconds=shift["seconds"]))
+
+    def slow_model(messages: list[dict[str, str]], model: str) -> str:
+        if not shift["seconds"]:
+            shift["seconds"] = 16 * 60
+            hz.rest.advance(16 * 60)
+        return "Paris"
+
+    hz.openai.reply_with(slow_model)
+
+
+@pytest.mark.asyncio
+async def test_long_work_answers_in_a_dm_once_the_token_expired(
+    hz: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sixteen_minutes_pass_while_answering(hz, monkeypatch)
+    result = await hz.send(slash("test", {"data": CASE}, subcommand="run", user=ADMIN_MEMBER))
+    assert result.response_type == 5
+    assert not result.followups  # nothing sent with the expired token (the harness would fail the test)
+    dm = hz.rest.dm_channels[ADMIN_USER_ID]
+    [posted] = hz.rest.calls_to("POST", f"/channels/{dm}/messages")
+    assert posted.json is not None
+    assert "took longer than Discord keeps a command open" in posted.json["content"]
+    assert "exact match 100%" in posted.json["content"]
+    assert [f.filename.startswith("test-") for f in posted.files] == [True]
+
+
+@pytest.mark.asyncio
+async def test_with_dms_closed_the_late_answer_mentions_the_member_in_the_channel(
+    hz: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sixteen_minutes_pass_while_answering(hz, monkeypatch)
+    hz.rest.closed_dms.add(ADMIN_USER_ID)
+    await hz.send(slash("test", {"data": CASE}, subcommand="run", user=ADMIN_MEMBER))
+    [posted] = [c for c in hz.rest.calls_to("POST", f"/channels/{CHANNEL_ID}/messages") if c.files]
+    assert posted.json is not None
+    assert posted.json["content"].startswith(f"<@{ADMIN_USER_ID}> Your `/test run` took longer")
+    assert posted.json["allowed_mentions"]["users"] == [str(ADMIN_USER_ID)]

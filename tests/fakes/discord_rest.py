@@ -221,6 +221,10 @@ class FakeDiscordREST:
         self._port: int | None = None
         self._changed: asyncio.Condition | None = None
         self._clock_offset = 0.0
+        #: The bot's DM channel with each user it opened one with (user id -> channel id).
+        self.dm_channels: dict[int, int] = {}
+        #: Users whose DMs are closed to the bot (opening one answers 403, code 50007).
+        self.closed_dms: set[int] = set()
         #: Answers refused for missing Discord's deadlines (see the module docstring).
         self.missed_deadlines: list[MissedDeadline] = []
 
@@ -635,6 +639,7 @@ class FakeDiscordREST:
             ("DELETE", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", "_channel_message_delete"),
             ("POST", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/threads", "_thread_from_message"),
             ("GET", r"/users/@me", "_my_user"),
+            ("POST", r"/users/@me/channels", "_dm_channel_create"),
             ("GET", r"/oauth2/applications/@me", "_my_application"),
             ("GET", r"/applications/@me", "_my_application"),
             ("GET", r"/applications/(?P<app>\d+)(?:/guilds/(?P<gid>\d+))?/commands", "_commands_list"),
@@ -827,6 +832,18 @@ class FakeDiscordREST:
         return 204, None
 
     # identity -------------------------------------------------------------------------------------------
+
+    def _dm_channel_create(self, call: RecordedCall) -> tuple[int, Any | None]:
+        """``POST /users/@me/channels``: the bot's DM channel with a user (the same one each time)."""
+        body = call.json if isinstance(call.json, dict) else {}
+        recipient = str(body.get("recipient_id") or "")
+        if not recipient.isdigit():
+            raise _invalid_form_body(["recipient_id is required"])
+        if int(recipient) in self.closed_dms:
+            raise _Reply(403, {"message": "Cannot send messages to this user", "code": 50007})
+        channel_id = self.dm_channels.setdefault(int(recipient), next_snowflake())
+        user = {"id": recipient, "username": f"user{recipient[-4:]}", "discriminator": "0", "avatar": None}
+        return 200, {"id": str(channel_id), "type": 1, "last_message_id": None, "recipients": [user]}
 
     def _my_user(self, call: RecordedCall) -> tuple[int, Any | None]:
         return 200, {
