@@ -123,6 +123,10 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+#: Seconds one listing of a server's models may take.
+LIST_MODELS_TIMEOUT = 5.0
+
+
 class OpenAICompatibleBackend:
     """Any server speaking OpenAI's chat completions API: OpenAI, Ollama, vLLM, LM Studio..."""
 
@@ -212,8 +216,10 @@ class OpenAICompatibleBackend:
         )
 
     async def list_models(self) -> list[str]:
+        # Listing is cheap and cached by the caller: one try with its own limit, whatever the chat timeout.
+        client = self.client.with_options(timeout=LIST_MODELS_TIMEOUT, max_retries=0)
         try:
-            return sorted([m.id async for m in self.client.models.list()])
+            return sorted([m.id async for m in client.models.list()])
         except openai.OpenAIError as exc:
             raise backend_error_from_openai(exc, backend=self.name) from exc
 
