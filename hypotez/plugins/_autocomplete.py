@@ -3,6 +3,8 @@ hooks), within Discord's 3-second deadline, at most 25 choices of at most 100 ch
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 import hikari
@@ -19,16 +21,45 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTOCOMPLETE_BUDGET",
+    "AUTOCOMPLETE_DEADLINE",
     "allowed",
     "allowed_area",
     "area_autocomplete",
+    "bounded",
     "choices",
     "dataset_names",
     "model_autocomplete",
 ]
 
+_LOGGER = logging.getLogger(__name__)
+
 #: Longest an autocomplete waits for the backend's model list when nothing is cached yet, in seconds.
 AUTOCOMPLETE_BUDGET = 1.0
+#: Longest any autocomplete takes, its dependencies (the caller's settings read) included: Discord drops an answer
+#: after 3 s, and a member typing wants one far sooner.
+AUTOCOMPLETE_DEADLINE = 1.5
+
+
+def bounded(func: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Coroutine[Any, Any, None]]:
+    """An autocomplete that answers within :data:`AUTOCOMPLETE_DEADLINE` seconds: no choices when ``func`` (with
+    the resolution of its dependencies) is not done by then."""
+    injected = lightbulb.di.with_di(func)
+
+    async def provide(ctx: lightbulb.AutocompleteContext[str]) -> None:
+        try:
+            async with asyncio.timeout(AUTOCOMPLETE_DEADLINE):
+                await injected(ctx)
+        except TimeoutError:
+            _LOGGER.warning(
+                "autocomplete %s took over %.1f s: answered with no choices", func.__name__, AUTOCOMPLETE_DEADLINE
+            )
+            if not ctx.initial_response_sent.is_set():
+                await ctx.respond([])
+
+    provide.__name__ = func.__name__
+    provide.__qualname__ = func.__qualname__
+    provide.__doc__ = func.__doc__
+    return provide
 
 
 def allowed(caller: Caller, capability: Capability) -> bool:
@@ -49,6 +80,7 @@ def choices(values: Sequence[str]) -> list[hikari.impl.AutocompleteChoiceBuilder
     return [hikari.impl.AutocompleteChoiceBuilder(name=v, value=v) for v in values if len(v) <= 100][:25]
 
 
+@bounded
 async def model_autocomplete(
     ctx: lightbulb.AutocompleteContext[str], assistant: Assistant = lightbulb.di.INJECTED
 ) -> None:
@@ -67,6 +99,7 @@ def area_autocomplete(
     """An autocomplete offering ``suggest(area, typed)`` from the caller's server's area, to members holding
     ``capability`` (nothing to anyone else)."""
 
+    @bounded
     async def autocomplete(
         ctx: lightbulb.AutocompleteContext[str],
         caller: Caller = lightbulb.di.INJECTED,
@@ -83,6 +116,7 @@ def dataset_names(capability: Capability) -> Callable[..., Coroutine[Any, Any, N
     """An autocomplete offering the server's dataset names that contain what was typed, to members holding
     ``capability``."""
 
+    @bounded
     async def autocomplete(
         ctx: lightbulb.AutocompleteContext[str],
         caller: Caller = lightbulb.di.INJECTED,

@@ -11,6 +11,7 @@ import lightbulb
 
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.keys import Key, build_key
+from hypotez.plugins._autocomplete import bounded
 from hypotez.plugins._components import button, button_row
 from hypotez.storage.repositories import ReplyRepository
 
@@ -90,6 +91,7 @@ def invite_correction_row(reply_id: int) -> hikari.api.MessageActionRowBuilder:
     )
 
 
+@bounded
 async def recent_replies_autocomplete(
     ctx: lightbulb.AutocompleteContext[str], replies: ReplyRepository = lightbulb.di.INJECTED
 ) -> None:

@@ -11,7 +11,7 @@ from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.keys import Key
 from hypotez.ml.jobs import JobTracker
 from hypotez.permissions import Caller
-from hypotez.plugins._autocomplete import allowed
+from hypotez.plugins._autocomplete import allowed, bounded
 from hypotez.plugins._checks import STAFF_IN_SERVERS, require
 from hypotez.plugins._components import ComponentContext, handler
 from hypotez.plugins._job_status import JobMessages, render
@@ -21,6 +21,7 @@ from hypotez.storage.repositories import AuditLog
 loader = lightbulb.Loader()
 
 
+@bounded
 async def job_autocomplete(
     ctx: lightbulb.AutocompleteContext[str],
     caller: Caller = lightbulb.di.INJECTED,

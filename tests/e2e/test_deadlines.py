@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from hypotez.plugins import _deadlines
-from hypotez.storage.repositories import GuildSettingsRepository
-from tests.fakes.interactions import ADMIN_MEMBER, ADMIN_USER_ID, CHANNEL_ID, button, slash
+from hypotez.storage.repositories import GuildSettingsRepository, ReplyRepository
+from tests.fakes.interactions import ADMIN_MEMBER, ADMIN_USER_ID, CHANNEL_ID, autocomplete, button, slash
 
 if TYPE_CHECKING:
     from tests.conftest import RunningBot
@@ -102,3 +102,26 @@ async def test_with_dms_closed_the_late_answer_mentions_the_member_in_the_channe
     assert posted.json is not None
     assert posted.json["content"].startswith(f"<@{ADMIN_USER_ID}> Your `/test run` took longer")
     assert posted.json["allowed_mentions"]["users"] == [str(ADMIN_USER_ID)]
+
+
+@pytest.mark.asyncio
+async def test_a_slow_autocomplete_answers_in_time_with_no_choices(
+    hz: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hz.openai.reply_with("Four.")
+    await hz.send(slash("chat", {"message": "2 + 2?"}))
+    offered = await hz.send(autocomplete("correct", {"message_id": ""}, "message_id"))
+    assert len(offered.choices) == 1  # the member's recent reply
+    original = ReplyRepository.recent_for_author
+
+    async def slow(self: ReplyRepository, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(2.6)  # the database is under load
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ReplyRepository, "recent_for_author", slow)
+    late = await hz.send(autocomplete("correct", {"message_id": ""}, "message_id"))
+    assert late.choices == []  # in time, with nothing rather than too late with something
+
+    _slow_settings(monkeypatch, 2.6)  # resolving who asks (the caller's grants) is slow too: bounded as well
+    trainer = await hz.send(autocomplete("train", {"dataset": ""}, "dataset", user=ADMIN_MEMBER))
+    assert trainer.choices == []
