@@ -44,7 +44,8 @@ async def test_gateway_events_reach_the_component_router_and_the_message_listene
         assert isinstance(bot, hikari.GatewayBot)
         app = await assemble(bot, settings, sync_commands=False)
         shard = cast("hikari.api.GatewayShard", object())
-        bot.rest.start()  # what bot.start() does before connecting the gateway
+        rest = cast("hikari.impl.RESTClientImpl", bot.rest)
+        rest.start()  # what bot.start() does before connecting the gateway
         try:
             await app.get(Database).upgrade()
             await app.client.start()
@@ -101,5 +102,5 @@ async def test_gateway_events_reach_the_component_router_and_the_message_listene
         finally:
             await app.client.stop()
             await app.close()
-            await bot.rest.close()
+            await rest.close()
         discord.assert_deadlines_met()
