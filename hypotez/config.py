@@ -99,13 +99,42 @@ class Settings(BaseSettings):
     local_base_model: str = "Qwen/Qwen2.5-0.5B-Instruct"
     local_max_new_tokens: int = 256
 
-    # Speech
+    # Voice: off turns every voice feature off (a text-only install needs neither ffmpeg nor espeak-ng)
+    voice_enabled: bool = True
+    # Speech recognition (faster-whisper)
     whisper_model: str = "small"
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
     whisper_compute_type: str = "int8"
+    #: Clips transcribed at the same time (worker threads).
     whisper_workers: int = 1
+    #: Clips that may wait for a worker; one more gets "busy, try again in about N s".
+    whisper_queue: int = 8
+    #: ``lazy`` loads the model on the first transcription, ``startup`` when the bot starts.
+    whisper_load: Literal["lazy", "startup"] = "lazy"
+    #: Recordings at least this long (seconds) go through faster-whisper's batched pipeline; 0 never.
+    whisper_batched_min_s: float = 60.0
+    whisper_batch_size: int = 8
+    whisper_beam_size: int = 1
+    #: Longest recording accepted, in seconds, and largest audio file downloaded, in bytes.
+    voice_max_duration_s: float = 600.0
+    voice_max_bytes: int = 25 * 1024 * 1024
+    #: Terms kept per server in the recognition vocabulary (names and words members corrected).
+    voice_vocabulary_size: int = 50
+    # Speech synthesis (edge-tts, espeak-ng when it fails)
     tts_voice: str = "en-US-AriaNeural"
-    voice_transport: Literal["none", "hikari-wave", "lavalink"] = "hikari-wave"
+    tts_rate: str = "+0%"
+    tts_pitch: str = "+0Hz"
+    tts_retries: int = 2
+    tts_timeout: float = 15.0
+    #: Spoken clips kept in memory for repeated phrases.
+    tts_cache_size: int = 64
+    tts_fallback_voice: str = "en"
+    tts_max_chars: int = 1000
+    # Voice channels
+    voice_transport: Literal["none", "hikari-wave"] = "hikari-wave"
+    #: Leave a voice channel after this many seconds with nothing played (and at once when it empties).
+    voice_idle_timeout: float = 300.0
+    voice_queue_size: int = 20
 
     # Permissions: guild id -> capability -> role ids
     permissions: dict[int, GuildPermissions] = Field(default_factory=dict[int, GuildPermissions])
