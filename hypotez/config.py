@@ -35,6 +35,8 @@ class Capability(enum.StrEnum):
     CHAT = "chat"
     CORRECT = "correct"
     FEEDBACK = "feedback"
+    #: Transcribe audio, make the bot speak, bring it into a voice channel.
+    VOICE = "voice"
     CURATE = "curate"
     FILES = "files"
     TRAIN = "train"
@@ -42,7 +44,7 @@ class Capability(enum.StrEnum):
 
 
 #: Capabilities every member has unless a guild restricts them to roles.
-OPEN_BY_DEFAULT = frozenset({Capability.CHAT, Capability.CORRECT, Capability.FEEDBACK})
+OPEN_BY_DEFAULT = frozenset({Capability.CHAT, Capability.CORRECT, Capability.FEEDBACK, Capability.VOICE})
 
 
 class GuildPermissions(BaseSettings):

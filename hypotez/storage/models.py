@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -106,6 +107,12 @@ class GuildSettings(Base):
     active_model: Mapped[str | None] = mapped_column(String(200))
     system_prompt: Mapped[str | None] = mapped_column(Text)
     capability_roles: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Voice messages posted here are transcribed automatically (``None``: inherit; off by default).
+    voice_transcribe: Mapped[bool | None] = mapped_column(Boolean)
+    #: Transcribed voice messages are answered by the chat model.
+    voice_answer: Mapped[bool | None] = mapped_column(Boolean)
+    #: Chat replies are also spoken in the voice channel the bot is in.
+    voice_speak: Mapped[bool | None] = mapped_column(Boolean)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -331,10 +338,58 @@ class Transcript(Base):
     attachment_id: Mapped[int | None] = mapped_column(Snowflake)
     author_id: Mapped[int | None] = mapped_column(Snowflake)
     language: Mapped[str | None] = mapped_column(String(10))
+    language_probability: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text)
+    #: ``[[start_s, end_s, text], ...]``
+    segments: Mapped[list[Any]] = mapped_column(default=list)
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     model: Mapped[str] = mapped_column(String(200))
+    #: How long recognition took.
+    elapsed_ms: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``auto`` (a voice message in an enabled channel), ``menu`` (Transcribe), ``command`` (/transcribe).
+    source: Mapped[str] = mapped_column(String(20), default="command")
+    #: Who asked for it (the author for automatic transcriptions).
+    requested_by: Mapped[int | None] = mapped_column(Snowflake)
+    #: The bot's message showing the transcript (what "Correct this transcript" is used on).
+    reply_message_id: Mapped[int | None] = mapped_column(Snowflake, unique=True)
+    #: The audio, relative to the guild's area of the data directory (kept for the speech dataset).
+    audio_path: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TranscriptCorrection(Base):
+    """A member's corrected text of a transcript, kept with the transcript's audio; one per (transcript, author)."""
+
+    __tablename__ = "transcript_corrections"
+    __table_args__ = (UniqueConstraint("transcript_id", "author_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id", ondelete="CASCADE"), index=True)
+    guild_id: Mapped[int | None] = mapped_column(Snowflake)
+    author_id: Mapped[int] = mapped_column(Snowflake)
+    original_text: Mapped[str] = mapped_column(Text)
+    corrected_text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class VocabularyTerm(Base):
+    """A name or word a server's members corrected in transcripts (or a curator added): passed to the recogniser
+    on that server's later transcriptions."""
+
+    __tablename__ = "vocabulary_terms"
+    __table_args__ = (UniqueConstraint("guild_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(Snowflake, index=True)
+    #: The term's casefolded form, for uniqueness.
+    key: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(String(100))
+    uses: Mapped[int] = mapped_column(Integer, default=1)
+    #: ``correction`` or ``manual``.
+    source: Mapped[str] = mapped_column(String(20), default="correction")
+    added_by: Mapped[int | None] = mapped_column(Snowflake)
+    last_used: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class AuditEntry(Base):

@@ -13,9 +13,12 @@ from hypotez.storage.repositories.jobs import JobRepository, ReportedEvent, Repo
 from hypotez.storage.repositories.registered_models import RegisteredModelRepository
 from hypotez.storage.repositories.replies import MessagePart, ReplyRepository
 from hypotez.storage.repositories.settings import EffectiveSettings, GuildSettingsRepository
+from hypotez.storage.repositories.transcripts import CorrectedTranscript, TranscriptRepository
+from hypotez.storage.repositories.vocabulary import StoredTerm, VocabularyRepository
 
 __all__ = [
     "AuditLog",
+    "CorrectedTranscript",
     "CorrectionExamples",
     "CorrectionRepository",
     "DatasetCounts",
@@ -32,4 +35,7 @@ __all__ = [
     "ReportedEvent",
     "ReportedStatus",
     "StoredExample",
+    "StoredTerm",
+    "TranscriptRepository",
+    "VocabularyRepository",
 ]

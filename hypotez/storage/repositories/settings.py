@@ -22,6 +22,10 @@ class EffectiveSettings:
     active_model: str | None
     system_prompt: str | None
     capability_roles: dict[str, list[int]]
+    #: Voice messages are transcribed automatically / answered by the model / chat replies spoken.
+    voice_transcribe: bool = False
+    voice_answer: bool = False
+    voice_speak: bool = False
 
 
 class GuildSettingsRepository:
@@ -51,11 +55,26 @@ class GuildSettingsRepository:
             return None
 
         roles: dict[str, list[int]] = dict(guild.capability_roles) if guild else {}
-        return EffectiveSettings(pick("active_model"), pick("system_prompt"), roles)
+        return EffectiveSettings(
+            pick("active_model"),
+            pick("system_prompt"),
+            roles,
+            voice_transcribe=bool(pick("voice_transcribe")),
+            voice_answer=bool(pick("voice_answer")),
+            voice_speak=bool(pick("voice_speak")),
+        )
 
     async def update(self, guild_id: int, channel_id: int = 0, **values: Any) -> None:
-        """Set fields (``active_model``, ``system_prompt``, ``capability_roles``) on a scope; ``None`` clears."""
-        allowed = {"active_model", "system_prompt", "capability_roles"}
+        """Set fields (``active_model``, ``system_prompt``, ``capability_roles``, ``voice_transcribe``,
+        ``voice_answer``, ``voice_speak``) on a scope; ``None`` clears (inherits)."""
+        allowed = {
+            "active_model",
+            "system_prompt",
+            "capability_roles",
+            "voice_transcribe",
+            "voice_answer",
+            "voice_speak",
+        }
         if unknown := set(values) - allowed:
             raise ValueError(f"unknown settings: {sorted(unknown)}")
         async with self._db.session() as session, session.begin():
