@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import hypotez
 from hypotez.config import Settings, load_settings
-from hypotez.errors import HypotezError
+from hypotez.errors import HypotezError, InvalidInputError
 from hypotez.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -50,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply every pending migration")
     db_sub.add_parser("current", help="show the applied and the newest migration")
+
+    transcribe = sub.add_parser("transcribe", help="print the transcript of an audio or video file")
+    transcribe.add_argument("file", type=Path, help="ogg/opus, mp3, wav, m4a, webm, mp4... file")
+    transcribe.add_argument("--language", help="language code (en, ru, ...); detected when omitted")
+    transcribe.add_argument(
+        "--model", help="whisper model size or local model directory (default HYPOTEZ_WHISPER_MODEL)"
+    )
+    transcribe.add_argument("--format", choices=("text", "srt", "vtt"), default="text", help="output format")
     return parser
 
 
@@ -92,16 +100,58 @@ async def _db(settings: Settings, command: str) -> int:
     return 0
 
 
+#: Files at least this long (seconds) show a progress line on stderr even when it is not a terminal.
+_PROGRESS_MIN_S = 30.0
+
+
+async def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
+    from hypotez.voice import audio, subtitles
+    from hypotez.voice.stt import Progress, Transcriber
+
+    path: Path = args.file
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        raise InvalidInputError(f"{path} cannot be read: {exc.strerror or exc.__class__.__name__}.") from exc
+    if args.model:
+        settings = settings.model_copy(update={"whisper_model": args.model})
+    duration = await asyncio.to_thread(audio.probe_duration, data)
+    show_progress = sys.stderr.isatty() or duration >= _PROGRESS_MIN_S
+
+    def progress(step: Progress) -> None:
+        eta = "" if step.eta_s is None else f", about {step.eta_s:.0f} s left"
+        print(
+            f"\rtranscribing: {step.share:4.0%} ({step.done_s:.0f}/{step.total_s:.0f} s{eta})", end="", file=sys.stderr
+        )
+
+    transcriber = Transcriber.from_settings(settings)
+    try:
+        result = await transcriber.transcribe(
+            data, language=args.language, on_progress=progress if show_progress else None
+        )
+    finally:
+        if show_progress:
+            print(file=sys.stderr)
+        transcriber.close()
+    formats = {"text": subtitles.to_text, "srt": subtitles.to_srt, "vtt": subtitles.to_vtt}
+    print(formats[args.format](result.segments).rstrip("\n"))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
-        configure_logging(settings.log_level, _secrets(settings))
+        # transcribe prints the transcript on stdout and at most one line of its own on stderr: only warnings.
+        quiet = args.command == "transcribe" and settings.log_level.upper() in {"DEBUG", "INFO"}
+        configure_logging("WARNING" if quiet else settings.log_level, _secrets(settings))
         if args.command == "run":
             return _run(settings, args)
         if args.command == "doctor":
             return asyncio.run(_doctor(settings, [s.replace("-", "_") for s in args.skip]))
+        if args.command == "transcribe":
+            return asyncio.run(_transcribe(settings, args))
         return asyncio.run(_db(settings, args.db_command))
     except HypotezError as exc:
         print(f"hypotez: {exc}", file=sys.stderr)
