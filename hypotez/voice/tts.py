@@ -383,6 +383,11 @@ class Speaker:
                 )
             except _EDGE_FAILURES:
                 reason = "the speech service could not be reached"
+            except Exception:
+                # edge-tts follows an unofficial protocol and changes often: whatever it raises, a local voice
+                # still speaks, and the log keeps the details.
+                _LOGGER.warning("edge-tts raised an unexpected error", exc_info=True)
+                reason = "the speech service failed"
             else:
                 if not data:
                     reason = "the speech service sent no audio"
