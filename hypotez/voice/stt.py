@@ -128,7 +128,7 @@ class TranscriberBusyError(InvalidInputError):
 
     def __init__(self, waiting: int, retry_after_s: float) -> None:
         super().__init__(
-            f"Transcription is busy: {waiting} recordings are waiting. "
+            f"Transcription is busy: {waiting} {'recording is' if waiting == 1 else 'recordings are'} waiting. "
             f"Try again in about {max(1, math.ceil(retry_after_s))} s."
         )
         self.waiting = waiting
@@ -152,6 +152,21 @@ class _Request:
     hotwords: str | None
     initial_prompt: str | None
     report: Callable[[Progress], None] | None
+
+
+#: English-only whisper models have this many tokens; multilingual ones have more (as CTranslate2 decides).
+_ENGLISH_VOCABULARY = 51_864
+
+
+def _multilingual_by_name(model: str) -> bool:
+    """Whether a model not loaded yet knows other languages than English: by its size name, or for a local
+    CTranslate2 directory by the size of its vocabulary (a directory's name says nothing)."""
+    path = Path(model)
+    vocabulary = path / "vocabulary.txt"
+    if vocabulary.is_file():
+        with vocabulary.open(encoding="utf-8") as lines:
+            return sum(1 for _ in lines) > _ENGLISH_VOCABULARY
+    return not path.name.endswith(".en")
 
 
 class _Job:
@@ -197,6 +212,7 @@ class Transcriber:
         self.max_duration_s = max_duration_s
         self._model: Any = None
         self._pipeline: Any = None
+        self._multilingual_guess: bool | None = None
         self._load_lock = threading.Lock()
         self._jobs_lock = threading.Lock()
         self._jobs: list[_Job] = []
@@ -266,8 +282,9 @@ class Transcriber:
     def _multilingual(self) -> bool:
         if self._model is not None:
             return bool(self._model.model.is_multilingual)
-        name = Path(self.model_name).name if Path(self.model_name).is_dir() else self.model_name
-        return not name.endswith(".en")
+        if self._multilingual_guess is None:
+            self._multilingual_guess = _multilingual_by_name(self.model_name)
+        return self._multilingual_guess
 
     def languages(self) -> list[tuple[str, str]]:
         """``(code, English name)`` of every language the model knows, for autocomplete."""
