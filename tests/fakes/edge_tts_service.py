@@ -36,6 +36,8 @@ from xml.sax.saxutils import unescape
 import aiohttp
 import av
 import edge_tts.communicate
+import edge_tts.typing
+import edge_tts.voices
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from cryptography import x509
@@ -52,6 +54,7 @@ __all__ = ["EdgeTTSService", "SpokenRequest", "Step", "mp3_of"]
 
 HOST = "speech.platform.bing.com"
 PATH = "/consumer/speech/synthesize/readaloud/edge/v1"
+VOICES_PATH = "/consumer/speech/synthesize/readaloud/voices/list"
 
 Step = Literal["speak", "forbidden", "silent", "hang", "garbage"]
 
@@ -207,7 +210,10 @@ class EdgeTTSService:
     _runner: web.AppRunner | None = None
     _port: int = 0
     _tempdir: tempfile.TemporaryDirectory[str] | None = None
-    _saved_ssl: ssl.SSLContext | None = None
+    #: What the voice list endpoint answers (``edge_tts.list_voices``); ``None``: a 500.
+    voice_list: list[dict[str, object]] | None = field(default_factory=list[dict[str, object]])
+    voice_list_requests: int = 0
+    _saved_ssl: tuple[ssl.SSLContext, ssl.SSLContext] | None = None
 
     def script(self, *steps: Step) -> None:
         """What the next connections do, in order."""
@@ -227,11 +233,16 @@ class EdgeTTSService:
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_ctx.load_cert_chain(cert_file, key_file)
         client_ctx = ssl.create_default_context(cadata=ca_pem)
-        self._saved_ssl = edge_tts.communicate._SSL_CTX  # pyright: ignore[reportPrivateUsage]
+        self._saved_ssl = (
+            edge_tts.communicate._SSL_CTX,  # pyright: ignore[reportPrivateUsage]
+            edge_tts.voices._SSL_CTX,  # pyright: ignore[reportPrivateUsage]
+        )
         edge_tts.communicate._SSL_CTX = client_ctx  # pyright: ignore[reportPrivateUsage]
+        edge_tts.voices._SSL_CTX = client_ctx  # pyright: ignore[reportPrivateUsage]
 
         app = web.Application()
         app.router.add_get(PATH, self._handle)
+        app.router.add_get(VOICES_PATH, self._voices)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -246,9 +257,25 @@ class EdgeTTSService:
         if self._runner is not None:
             await self._runner.cleanup()
         if self._saved_ssl is not None:
-            edge_tts.communicate._SSL_CTX = self._saved_ssl  # pyright: ignore[reportPrivateUsage]
+            edge_tts.communicate._SSL_CTX, edge_tts.voices._SSL_CTX = self._saved_ssl  # pyright: ignore[reportPrivateUsage]
         if self._tempdir is not None:
             self._tempdir.cleanup()
+
+    async def list_voices(self) -> list[edge_tts.typing.Voice]:
+        """The real ``edge_tts.list_voices`` against this service."""
+        connector = _SharedConnector(resolver=_LocalResolver(self._port))
+        try:
+            return await edge_tts.list_voices(connector=connector)
+        finally:
+            await connector.finish()
+
+    async def _voices(self, request: web.Request) -> web.Response:
+        self.voice_list_requests += 1
+        if "trustedclienttoken" not in request.query or "Sec-MS-GEC" not in request.query:
+            return web.Response(status=403)
+        if self.voice_list is None:
+            return web.Response(status=500, text="Internal Server Error")
+        return web.json_response(self.voice_list)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.connections += 1
