@@ -44,8 +44,14 @@ from hypotez.storage.repositories import (
     JobRepository,
     RegisteredModelRepository,
     ReplyRepository,
+    TranscriptRepository,
+    VocabularyRepository,
 )
 from hypotez.voice.stt import Transcriber
+from hypotez.voice.transcripts import Transcripts
+from hypotez.voice.transport.base import NoVoice, VoicePort
+from hypotez.voice.transport.sessions import VoiceSessions
+from hypotez.voice.tts import Speaker
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -162,7 +168,7 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
     register(Settings, settings)
     db = register(Database, Database(settings.resolved_database_url), Database.close)
     default_chat = register(ChatBackend, chat or OpenAICompatibleBackend.from_settings(settings))
-    register(Transcriber, Transcriber.from_settings(settings))
+    transcriber = register(Transcriber, Transcriber.from_settings(settings), _close_transcriber)
     guild_settings = register(GuildSettingsRepository, GuildSettingsRepository(db))
     audit = register(AuditLog, AuditLog(db))
     replies = register(ReplyRepository, ReplyRepository(db))
@@ -190,6 +196,36 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
     )
     messages = register(JobMessages, JobMessages(app.bot.rest))
     jobs.subscribe(messages.update)  # live status messages for every job update
+
+    # Voice
+    transcripts = register(TranscriptRepository, TranscriptRepository(db))
+    terms = register(VocabularyRepository, VocabularyRepository(db))
+    register(
+        Transcripts,
+        Transcripts(transcriber, transcripts, terms, data_dir, vocabulary_size=settings.voice_vocabulary_size),
+    )
+    register(Speaker, Speaker.from_settings(settings))
+    port = register(VoicePort, voice_port(app.bot, settings))  # type: ignore[type-abstract]
+    register(
+        VoiceSessions,
+        VoiceSessions(port, idle_timeout=settings.voice_idle_timeout, queue_size=settings.voice_queue_size),
+        VoiceSessions.close,
+    )
+
+
+async def _close_transcriber(transcriber: Transcriber) -> None:
+    transcriber.close()
+
+
+def voice_port(bot: hikari.GatewayBot | hikari.RESTBot, settings: Settings) -> VoicePort:
+    """The voice transport: hikari-wave on a gateway bot with voice on, else one that explains why not."""
+    if not settings.voice_enabled or settings.voice_transport == "none":
+        return NoVoice()
+    if not isinstance(bot, hikari.GatewayBot):
+        return NoVoice("Voice channels need the gateway; this bot runs in HTTP interactions mode.")
+    from hypotez.voice.transport.wave import WaveVoice
+
+    return WaveVoice(bot)
 
 
 def _register_callers(client: lightbulb.Client) -> None:
@@ -221,19 +257,26 @@ def _register_callers(client: lightbulb.Client) -> None:
     client.di.registry_for(lightbulb.di.Contexts.LISTENER).register_factory(Caller, for_message)
 
 
-def plugin_modules() -> list[str]:
-    """Import paths of every plugin module (``hypotez/plugins/*.py`` not starting with ``_``)."""
+#: Plugins that exist only where voice is on (``voice_enabled``).
+VOICE_PLUGINS = frozenset({"hypotez.plugins.transcription", "hypotez.plugins.speech"})
+
+
+def plugin_modules(settings: Settings | None = None) -> list[str]:
+    """Import paths of every plugin module (``hypotez/plugins/*.py`` not starting with ``_``); without the voice
+    plugins where ``settings`` turn voice off."""
+    voice = settings is None or settings.voice_enabled
     return sorted(
-        f"{hypotez.plugins.__name__}.{info.name}"
+        path
         for info in pkgutil.iter_modules(hypotez.plugins.__path__)
         if not info.name.startswith("_")
+        and ((path := f"{hypotez.plugins.__name__}.{info.name}") not in VOICE_PLUGINS or voice)
     )
 
 
-async def load_plugins(client: lightbulb.Client) -> list[str]:
+async def load_plugins(client: lightbulb.Client, settings: Settings | None = None) -> list[str]:
     """Load every plugin; unlike lightbulb's loader, a broken plugin stops start-up instead of being logged."""
     loaded: list[str] = []
-    for path in plugin_modules():
+    for path in plugin_modules(settings):
         module = importlib.import_module(path)
         loader = getattr(module, "loader", None)
         if not isinstance(loader, lightbulb.Loader):
@@ -265,7 +308,7 @@ async def assemble(
     _register_callers(client)
     client.error_handler(handle_command_error)
 
-    loaded = await load_plugins(client)
+    loaded = await load_plugins(client, settings)
     _LOGGER.info("loaded %d plugins: %s", len(loaded), ", ".join(p.rsplit(".", 1)[-1] for p in loaded))
 
     async def _start(*_: Any) -> None:
@@ -273,6 +316,8 @@ async def assemble(
             await app.get(Database).upgrade()
         await client.start()
         app.get(JobTracker).start()  # resumes polling the jobs of earlier runs
+        if settings.voice_enabled and settings.whisper_load == "startup":
+            await app.get(Transcriber).load()
 
     async def _stop(*_: Any) -> None:
         await client.stop()  # closes lightbulb's default container: every teardown runs

@@ -31,6 +31,8 @@ class Key(enum.StrEnum):
     FEEDBACK_MODAL = "hz.fm"
     JOB_CANCEL = "hz.jc"
     JOB_REFRESH = "hz.jr"
+    TRANSCRIPT_CORRECT = "hz.tc"
+    TRANSCRIPT_MODAL = "hz.tm"
 
 
 #: Largest id argument accepted (Discord snowflakes and database ids fit in 63 bits).

@@ -13,7 +13,7 @@ import lightbulb
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
-__all__ = ["MessageListener", "message_listener"]
+__all__ = ["GatewayListener", "MessageListener", "gateway_listener", "message_listener"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,6 +59,39 @@ def message_listener(
 
     def decorate(func: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Coroutine[Any, Any, None]]:
         loader.add(MessageListener(lightbulb.di.with_di(func)))
+        return func
+
+    return decorate
+
+
+@dataclasses.dataclass(eq=False)
+class GatewayListener(lightbulb.Loadable):
+    """Calls ``callback(event)`` (dependencies injected) for every ``event_type`` event, on gateway bots only (an
+    HTTP-interactions bot receives no events, and lightbulb's own listeners would warn there)."""
+
+    event_type: type[hikari.Event]
+    callback: Callable[..., Coroutine[Any, Any, None]]
+    _app: hikari.GatewayBot | None = None
+
+    async def load(self, client: lightbulb.Client) -> None:
+        app = getattr(client, "app", None)
+        if isinstance(app, hikari.GatewayBot):
+            self._app = app
+            app.event_manager.subscribe(self.event_type, self.callback)
+
+    async def unload(self, client: lightbulb.Client) -> None:
+        if self._app is not None:
+            self._app.event_manager.unsubscribe(self.event_type, self.callback)
+            self._app = None
+
+
+def gateway_listener(
+    loader: lightbulb.Loader, event_type: type[hikari.Event]
+) -> Callable[[Callable[..., Coroutine[Any, Any, None]]], Callable[..., Coroutine[Any, Any, None]]]:
+    """Register the decorated ``async def f(event, <dependencies by type>)`` for ``event_type`` on gateway bots."""
+
+    def decorate(func: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Coroutine[Any, Any, None]]:
+        loader.add(GatewayListener(event_type, lightbulb.di.with_di(func)))
         return func
 
     return decorate

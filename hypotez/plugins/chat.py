@@ -18,7 +18,10 @@ from hypotez.plugins._delivery import ChannelTarget, InteractionTarget, deliver
 from hypotez.plugins._errors import describe_error
 from hypotez.plugins._listeners import message_listener
 from hypotez.plugins._replies import reply_actions_row
+from hypotez.plugins._voice import speak_reply
 from hypotez.storage.repositories import AuditLog, GuildSettingsRepository, ReplyRepository
+from hypotez.voice.transport.sessions import VoiceSessions
+from hypotez.voice.tts import Speaker
 
 if TYPE_CHECKING:
     from hypotez.storage.models import BotReply
@@ -58,6 +61,7 @@ class Chat(
     )
     private = lightbulb.boolean("private", "Only you see the answer", default=False)
     thread = lightbulb.boolean("thread", "Continue the conversation in a new thread", default=False)
+    speak = lightbulb.boolean("speak", "Also speak the answer in my voice channel", default=False)
 
     @lightbulb.invoke
     async def invoke(
@@ -67,6 +71,8 @@ class Chat(
         settings: Settings,
         assistant: Assistant,
         replies: ReplyRepository,
+        sessions: VoiceSessions,
+        speaker: Speaker,
     ) -> None:
         await ctx.defer(ephemeral=self.private)
         prepared = await assistant.prepare(
@@ -88,6 +94,14 @@ class Chat(
         )
         if reply is not None and self.thread and not self.private and caller.guild_id is not None:
             await _open_thread(ctx, reply)
+        spoken_here = caller.here.voice_speak and caller.guild_id is not None and sessions.channel_of(caller.guild_id)
+        if reply is not None and not self.private and (self.speak or spoken_here):
+            if not settings.voice_enabled:
+                note: str | None = "Voice is turned off on this bot, so the answer was not spoken."
+            else:
+                note = await speak_reply(sessions, speaker, caller.guild_id, reply.content, settings)
+            if note and self.speak:
+                await ctx.respond(f"🔇 {note}", ephemeral=True)
 
 
 async def _open_thread(ctx: lightbulb.Context, reply: BotReply) -> None:

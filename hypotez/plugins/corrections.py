@@ -22,8 +22,10 @@ from hypotez.plugins._components import (
     text_input,
 )
 from hypotez.plugins._replies import find_reply, owned_reply, parse_message_ref, recent_replies_autocomplete
+from hypotez.plugins._transcripts import correct_transcript
 from hypotez.storage.models import BotReply, Correction, ReplyMessage
-from hypotez.storage.repositories import AuditLog, CorrectionRepository, ReplyRepository
+from hypotez.storage.repositories import AuditLog, CorrectionRepository, ReplyRepository, TranscriptRepository
+from hypotez.voice.transcripts import Transcripts
 
 loader = lightbulb.Loader()
 
@@ -151,12 +153,15 @@ class CorrectThisReply(
 class Correct(
     lightbulb.SlashCommand,
     name="correct",
-    description="Correct one of the bot's replies (by message id or link)",
+    description="Correct one of the bot's replies or transcripts (by message id or link)",
     hooks=[require(Capability.CORRECT)],
     **EVERYWHERE,
 ):
     message_id = lightbulb.string(
-        "message_id", "The reply's message id or link", autocomplete=recent_replies_autocomplete, max_length=200
+        "message_id",
+        "The reply's (or transcript's) message id or link",
+        autocomplete=recent_replies_autocomplete,
+        max_length=200,
     )
     correction = lightbulb.string("correction", "The corrected reply", default=None, max_length=6000)
     file = lightbulb.attachment("file", "A .txt file with the corrected reply (for long replies)", default=None)
@@ -170,10 +175,14 @@ class Correct(
         replies: ReplyRepository,
         corrections: CorrectionRepository,
         audit: AuditLog,
+        transcripts: TranscriptRepository,
+        service: Transcripts,
     ) -> None:
         if (self.correction is None) == (self.file is None):
             raise InvalidInputError("Give the corrected text either as `correction` or as a `file`, not both.")
-        reply, _ = await find_reply(replies, parse_message_ref(self.message_id), caller)
+        message_id = parse_message_ref(self.message_id)
+        transcript = await transcripts.by_message(message_id) if settings.voice_enabled else None
+        reply = None if transcript is not None else (await find_reply(replies, message_id, caller))[0]
         if self.file is not None:
             await ctx.defer(ephemeral=True)
             corrected = await read_text_attachment(self.file, min(settings.max_upload_bytes, CORRECTION_FILE_LIMIT))
@@ -182,6 +191,14 @@ class Correct(
             assert self.correction is not None
             corrected = self.correction
             source = "command"
+        if transcript is not None:  # a transcript's message: the transcript is corrected (and teaches the bot)
+            text = await correct_transcript(
+                transcript.id, corrected, caller=caller, transcripts=transcripts, service=service, audit=audit,
+                source=source,
+            )  # fmt: skip
+            await ctx.respond(text, ephemeral=True)
+            return
+        assert reply is not None
         text, receipt = await store_correction(
             corrections, audit, reply, corrected, author_id=caller.user_id, source=source
         )

@@ -22,8 +22,11 @@ from hypotez.plugins._autocomplete import area_autocomplete, dataset_names
 from hypotez.plugins._checks import STAFF_IN_SERVERS, guild_area, require_in_server
 from hypotez.plugins._deadlines import finish
 from hypotez.storage.files import DATASETS, DataDirectory, human_size
+from hypotez.voice.transcripts import Transcripts
 
 loader = lightbulb.Loader()
+#: ``/dataset export`` format for the speech dataset (corrected transcripts with their recordings).
+SPEECH = "speech"
 
 
 #: The server's datasets whose name contains what was typed.
@@ -259,7 +262,10 @@ class DatasetExport(
 ):
     name = lightbulb.string("name", "The dataset (name, or name@version)", autocomplete=dataset_autocomplete)
     format = lightbulb.string(
-        "format", "File format", choices=[lightbulb.Choice(f, f) for f in EXPORT_FORMATS], default="openai-chat"
+        "format",
+        "File format (speech: corrected transcripts with their audio, for Hugging Face datasets)",
+        choices=[*(lightbulb.Choice(f, f) for f in EXPORT_FORMATS), lightbulb.Choice(SPEECH, SPEECH)],
+        default="openai-chat",
     )
     validation = lightbulb.number(
         "validation",
@@ -277,9 +283,13 @@ class DatasetExport(
         settings: Settings,
         catalog: DatasetCatalog,
         data_dir: DataDirectory,
+        transcripts: Transcripts,
     ) -> None:
         guild_id = _guild(caller)
         await ctx.defer(ephemeral=True)
+        if self.format == SPEECH:
+            await _export_speech(ctx, guild_id, self.name, settings, transcripts, data_dir)
+            return
         result = await catalog.export(
             guild_id=guild_id, actor_id=caller.user_id, ref=self.name, fmt=self.format, validation=self.validation
         )
@@ -301,6 +311,35 @@ class DatasetExport(
         if len(bundle) == 1 and bundle[0] not in result.paths:
             text += " (zipped to fit Discord's upload limit)"
         await finish(ctx, (text + ".")[:2000], attachments=files_for(bundle))
+
+
+async def _export_speech(
+    ctx: lightbulb.Context,
+    guild_id: int,
+    name: str,
+    settings: Settings,
+    transcripts: Transcripts,
+    data_dir: DataDirectory,
+) -> None:
+    """``/dataset export format:speech``: the server's corrected transcripts and their recordings, zipped in the
+    ``audiofolder`` layout (``datasets.load_dataset("audiofolder", data_dir=...)`` gives an ``Audio`` column)."""
+    if not settings.voice_enabled:
+        raise InvalidInputError("Voice is turned off on this bot, so there are no transcripts to export.")
+    result = await transcripts.export_speech_dataset(guild_id, name=name)
+    area = data_dir.for_guild(guild_id)
+    text = f"Speech dataset: {result.written:,} recordings with their corrected transcripts"
+    if result.skipped:
+        text += f" ({len(result.skipped)} left out: their recordings are gone)"
+    limit = send_limit(ctx.interaction, settings)
+    size = result.path.stat().st_size
+    if size > limit:
+        text += (
+            f". Saved as `{area.relative(result.path)}` ({human_size(size)}, over the upload limit of "
+            f"{human_size(limit)})."
+        )
+        await finish(ctx, text[:2000])
+        return
+    await finish(ctx, (text + ".")[:2000], attachments=files_for([result.path]))
 
 
 @dataset.register
