@@ -149,8 +149,10 @@ def corrected_terms(heard: str, corrected: str, *, max_terms: int = 10) -> list[
     only is no term.  From each replaced or inserted span of ``corrected``, stop-words, numbers and words the
     recogniser already produced (present in ``heard``) are left out; consecutive capitalised words stay together
     as one multi-word name, and a span that holds a name gives only its names.  A capitalised word that starts a
-    sentence looks like a name too ("Tell Drossmund"), a known limit of a rule without a dictionary.  At most ``max_terms`` terms, each at most :data:`MAX_TERM_CHARS` characters, first
-    found first, without duplicates.
+    sentence looks like a name too ("Tell Drossmund"), a known limit of a rule without a dictionary.
+
+    At most ``max_terms`` terms, each at most :data:`MAX_TERM_CHARS` characters, first found first, without
+    duplicates.
     """
     if max_terms <= 0:
         return []
