@@ -77,21 +77,40 @@ async def _database(settings: Settings) -> CheckResult:
 
 
 async def _whisper(settings: Settings) -> CheckResult:
+    if not settings.voice_enabled:
+        return CheckResult("whisper model", True, "voice is off (HYPOTEZ_VOICE_ENABLED=false): not needed")
     transcriber = Transcriber.from_settings(settings)
     try:
         await transcriber.load()
     except HypotezError as exc:
         return CheckResult("whisper model", False, str(exc))
+    finally:
+        transcriber.close()
     return CheckResult("whisper model", True, f"{settings.whisper_model} loads ({settings.whisper_compute_type})")
 
 
-async def _tools(_: Settings) -> CheckResult:
-    missing = [tool for tool in ("ffmpeg", "espeak-ng") if shutil.which(tool) is None]
+def _audio_tools(settings: Settings) -> dict[str, str]:
+    """The programs voice needs, with what each is for: ffmpeg plays clips in voice channels, espeak-ng speaks
+    when the speech service fails."""
+    tools = {"espeak-ng": "the local voice when edge-tts fails"}
+    if settings.voice_transport != "none":
+        tools["ffmpeg"] = "playing audio in voice channels"
+    return tools
+
+
+async def _tools(settings: Settings) -> CheckResult:
+    if not settings.voice_enabled:
+        return CheckResult("audio tools", True, "voice is off (HYPOTEZ_VOICE_ENABLED=false): none needed")
+    tools = _audio_tools(settings)
+    missing = [f"{tool} ({why})" for tool, why in tools.items() if shutil.which(tool) is None]
     if missing:
         return CheckResult(
-            "audio tools", False, f"not found on PATH: {', '.join(missing)} (install them with your package manager)"
+            "audio tools",
+            False,
+            f"not found on PATH: {', '.join(missing)}; install them with your package manager, or set "
+            "HYPOTEZ_VOICE_ENABLED=false for a text-only bot",
         )
-    return CheckResult("audio tools", True, "ffmpeg and espeak-ng found")
+    return CheckResult("audio tools", True, f"{' and '.join(tools)} found")
 
 
 async def _chat(settings: Settings) -> CheckResult:

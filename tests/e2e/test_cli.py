@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.paths import REPO
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -65,7 +67,8 @@ def test_db_upgrade_creates_and_migrates_the_default_sqlite_database(tmp_path: P
     assert (tmp_path / "data" / "hypotez.db").is_file()
     current = _run(["db", "current"], tmp_path)
     assert current.returncode == 0
-    assert "at 0001, newest 0001" in current.stdout
+    newest = sorted(p.name[:4] for p in (REPO / "hypotez/storage/migrations/versions").glob("0*.py"))[-1]
+    assert f"at {newest}, newest {newest}" in current.stdout
 
 
 def test_doctor_reports_each_check_and_hides_secrets(tmp_path: Path) -> None:
@@ -111,6 +114,39 @@ async def test_doctor_succeeds_against_a_reachable_backend(tmp_path: Path) -> No
     assert "models" in results["chat backend"].detail
     assert not results["whisper model"].ok
     assert "HYPOTEZ_WHISPER_MODEL" in results["whisper model"].detail
+
+
+@pytest.mark.asyncio
+async def test_doctor_needs_audio_tools_only_where_voice_is_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text-only install is healthy without ffmpeg and espeak-ng (and loads no whisper model); with voice on,
+    their absence is a failure that names what each is for."""
+    from hypotez.config import load_settings
+    from hypotez.doctor import run_checks
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    skip = frozenset({"chat", "database"})
+    text_only = load_settings(
+        discord_token=TOKEN, data_dir=tmp_path / "d", voice_enabled=False, whisper_model="/nonexistent"
+    )
+    results = {r.name: r for r in await run_checks(text_only, skip=skip)}
+    assert results["audio tools"].ok
+    assert results["whisper model"].ok
+    assert "voice is off" in results["whisper model"].detail
+
+    voice = load_settings(discord_token=TOKEN, data_dir=tmp_path / "d", whisper_model="/nonexistent")
+    results = {r.name: r for r in await run_checks(voice, skip=skip)}
+    assert not results["audio tools"].ok
+    assert "ffmpeg (playing audio in voice channels)" in results["audio tools"].detail
+    assert "espeak-ng" in results["audio tools"].detail
+    assert not results["whisper model"].ok
+
+    no_channels = load_settings(
+        discord_token=TOKEN, data_dir=tmp_path / "d", voice_transport="none", whisper_model="/nonexistent"
+    )
+    results = {r.name: r for r in await run_checks(no_channels, skip=skip)}
+    assert "ffmpeg" not in results["audio tools"].detail
 
 
 @pytest.mark.asyncio
