@@ -7,6 +7,7 @@ Pure logic: the terms are stored by :mod:`hypotez.storage`, and the transcriber 
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 import unicodedata
@@ -16,7 +17,6 @@ from typing import TYPE_CHECKING
 from hypotez.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Collection, Sequence
 
 __all__ = [
@@ -190,7 +190,7 @@ def merge(existing: Sequence[Term], new_terms: Sequence[str], *, now: dt.datetim
         if known is None:
             merged[key] = term
         else:  # stored twice: one term
-            latest = term if term.last_used > known.last_used else known
+            latest = term if _instant(term.last_used) > _instant(known.last_used) else known
             merged[key] = Term(latest.text, known.uses + term.uses, latest.last_used)
     for raw in new_terms:
         text = " ".join(raw.split())
@@ -201,8 +201,13 @@ def merge(existing: Sequence[Term], new_terms: Sequence[str], *, now: dt.datetim
         merged[key] = (
             Term(text, 1, now) if known is None else replace(known, text=text, uses=known.uses + 1, last_used=now)
         )
-    ranked = sorted(merged.values(), key=lambda t: (-t.uses, -t.last_used.timestamp(), t.text.casefold()))
+    ranked = sorted(merged.values(), key=lambda t: (-t.uses, -_instant(t.last_used), t.text.casefold()))
     return ranked[: max(0, limit)]
+
+
+def _instant(when: dt.datetime) -> float:
+    """Seconds since the epoch; a naive time (as SQLite gives them back) is taken as UTC."""
+    return when.replace(tzinfo=dt.UTC).timestamp() if when.tzinfo is None else when.timestamp()
 
 
 def _fitting(terms: Sequence[Term], budget: int) -> list[str]:

@@ -121,6 +121,13 @@ def test_merge_ranks_by_uses_then_recency_and_keeps_the_limit() -> None:
     assert [t.text for t in merge(existing, ["New"], now=_at(10), limit=4)] == ["Frequent", "Second", "New", "Recent"]
 
 
+def test_merge_takes_naive_times_as_utc() -> None:
+    # SQLite gives times back without a zone: they rank beside aware ones as UTC.
+    naive = [Term("Earlier", 1, _at(1).replace(tzinfo=None)), Term("Later", 1, _at(3).replace(tzinfo=None))]
+    merged = merge(naive, ["Now"], now=_at(2), limit=5)
+    assert [t.text for t in merged] == ["Later", "Now", "Earlier"]
+
+
 def test_merge_joins_a_term_stored_twice() -> None:
     existing = [Term("Kell", 2, _at(1)), Term("KELL", 3, _at(4))]
     assert merge(existing, [], now=_at(9), limit=5) == [Term("KELL", 5, _at(4))]
