@@ -47,4 +47,4 @@ def to_vtt(segments: Sequence[Segment]) -> str:
 
 def to_text(segments: Sequence[Segment]) -> str:
     """The words alone, one segment after the other on one line."""
-    return " ".join(s.text.strip() for s in segments if s.text.strip())
+    return " ".join(word for s in segments for word in s.text.split())
