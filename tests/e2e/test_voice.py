@@ -201,7 +201,7 @@ async def test_say_without_a_voice_channel_attaches_speech_from_the_local_voice(
     content = " ".join((c.json or {}).get("content", "") for c in calls)
     assert "local voice" in content
     [clip] = [f for c in calls for f in c.files if f.filename.startswith("speech.")]
-    with av.open(io.BytesIO(clip.content)) as container:
+    with av.open(io.BytesIO(clip.content), mode="r") as container:
         frames = list(container.decode(audio=0))
     assert sum(f.samples / f.sample_rate for f in frames) > 0.5
 
