@@ -37,6 +37,7 @@ import av
 import hikari
 import hikariwave
 import hikariwave.client
+import numpy as np
 from av.error import FFmpegError
 from hikariwave.audio.player import AudioPlaybackState, AudioPlayer
 from hikariwave.audio.source.base import AudioSource
@@ -57,6 +58,8 @@ from hypotez.voice.transport.base import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import numpy.typing as npt
 
     from hypotez.voice.clip import AudioClip
 
@@ -99,7 +102,8 @@ def _field(obj: object, name: str) -> object:
 def encode_opus_frames(data: bytes, *, bitrate: int = 64_000) -> list[bytes]:
     """Decode any audio PyAV reads and encode it as 20 ms stereo 48 kHz Opus frames, one packet each.
 
-    Blocking: run it in a worker thread.  The last frame is padded with silence; five silence frames follow.
+    Blocking: run it in a worker thread.  Mono audio is copied to both channels at full level (a resampler's
+    upmix would lower it by 3 dB); the last frame is padded with silence, and five silence frames follow.
     """
     frames: list[bytes] = []
     try:
@@ -109,6 +113,8 @@ def encode_opus_frames(data: bytes, *, bitrate: int = 64_000) -> list[bytes]:
                 msg = "That clip has no audio I can play."
                 raise VoiceError(msg)
             stream: Any = container.streams.audio[0]
+            mono = stream.codec_context.channels == 1
+            resampler: Any = av.AudioResampler(format="s16", layout="mono" if mono else "stereo", rate=SAMPLE_RATE)
             encoder: Any = av.CodecContext.create("libopus", "w")
             encoder.sample_rate = SAMPLE_RATE
             encoder.layout = "stereo"
@@ -116,31 +122,34 @@ def encode_opus_frames(data: bytes, *, bitrate: int = 64_000) -> list[bytes]:
             encoder.bit_rate = bitrate
             encoder.time_base = Fraction(1, SAMPLE_RATE)
             encoder.options = {"application": "audio", "frame_duration": "20"}
-            resampler: Any = av.AudioResampler(format="s16", layout="stereo", rate=SAMPLE_RATE)
-            fifo: Any = av.AudioFifo()
+            pending = np.zeros((0, 2), dtype=np.int16)  # interleaved stereo samples not yet encoded
             written = 0
 
-            def feed(frame: Any) -> None:
-                for resampled in resampler.resample(frame):
-                    resampled.pts = None
-                    fifo.write(resampled)
-
-            def drain(*, final: bool) -> None:
+            def encode(chunk: npt.NDArray[np.int16]) -> None:
                 nonlocal written
-                while fifo.samples >= FRAME_SAMPLES or (final and fifo.samples > 0):
-                    if fifo.samples < FRAME_SAMPLES:
-                        fifo.write(_silence(FRAME_SAMPLES - fifo.samples))
-                    chunk: Any = fifo.read(FRAME_SAMPLES)
-                    chunk.pts = written
-                    chunk.time_base = encoder.time_base
-                    written += FRAME_SAMPLES
-                    frames.extend(bytes(packet) for packet in encoder.encode(chunk))
+                frame: Any = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="stereo")
+                frame.sample_rate = SAMPLE_RATE
+                frame.pts = written
+                frame.time_base = encoder.time_base
+                written += FRAME_SAMPLES
+                frames.extend(bytes(packet) for packet in encoder.encode(frame))
+
+            def feed(decoded: Any) -> None:
+                nonlocal pending
+                for resampled in resampler.resample(decoded):
+                    samples: npt.NDArray[np.int16] = resampled.to_ndarray().reshape(-1, 1 if mono else 2)
+                    if mono:
+                        samples = np.repeat(samples, 2, axis=1)
+                    pending = np.concatenate([pending, samples])
+                while len(pending) >= FRAME_SAMPLES:
+                    encode(pending[:FRAME_SAMPLES])
+                    pending = pending[FRAME_SAMPLES:]
 
             for decoded in container.decode(stream):
                 feed(decoded)
-                drain(final=False)
             feed(None)
-            drain(final=True)
+            if len(pending):
+                encode(np.concatenate([pending, np.zeros((FRAME_SAMPLES - len(pending), 2), dtype=np.int16)]))
             frames.extend(bytes(packet) for packet in encoder.encode(None))
     except FFmpegError as error:
         msg = "I could not read that audio, so I cannot play it."
@@ -150,14 +159,6 @@ def encode_opus_frames(data: bytes, *, bitrate: int = 64_000) -> list[bytes]:
         raise VoiceError(msg)
     frames.extend([OPUS_SILENCE] * 5)
     return frames
-
-
-def _silence(samples: int) -> av.AudioFrame:
-    frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
-    frame.sample_rate = SAMPLE_RATE
-    for plane in frame.planes:
-        plane.update(bytes(plane.buffer_size))
-    return frame
 
 
 class _ClipSource(AudioSource):
