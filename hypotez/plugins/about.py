@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 import hikari
 import lightbulb
 
@@ -11,6 +13,7 @@ from hypotez.permissions import Caller
 from hypotez.plugins._checks import EVERYWHERE, require
 from hypotez.storage import Database
 from hypotez.voice.stt import Transcriber
+from hypotez.voice.transport.base import VoicePort
 
 loader = lightbulb.Loader()
 
@@ -31,16 +34,25 @@ class About(
         settings: Settings,
         db: Database,
         transcriber: Transcriber,
+        port: VoicePort,
     ) -> None:
         model = caller.here.active_model or settings.chat_model
-        whisper = settings.whisper_model + (" (loaded)" if transcriber.loaded else "")
+        # A local model directory is shown by its name only: members never see the server's paths.
+        whisper = PurePath(settings.whisper_model).name + (" (loaded)" if transcriber.loaded else "")
+        caps = port.capabilities
+        if not settings.voice_enabled:
+            transport = "off"
+        elif not caps.can_connect:
+            transport = f"{caps.name} (no voice channels)"
+        else:
+            transport = f"{caps.name} ({', '.join(caps.encryption_modes[:1])}{', DAVE' if caps.dave else ''})"
         embed = (
             hikari.Embed(
                 title=f"hypotez {hypotez.__version__}", description="A bot that trains the model it talks with."
             )
             .add_field("Chat model", f"`{model}`", inline=True)
             .add_field("Storage", db.dialect, inline=True)
-            .add_field("Whisper model", f"`{whisper}`", inline=True)
-            .add_field("Voice transport", settings.voice_transport, inline=True)
+            .add_field("Whisper model", f"`{whisper}`" if settings.voice_enabled else "off", inline=True)
+            .add_field("Voice transport", transport, inline=True)
         )
         await ctx.respond(embed=embed, ephemeral=True)

@@ -49,7 +49,7 @@ class CorrectionResult:
 class SpeechExport:
     path: Path
     written: int
-    #: Transcripts left out (their audio is gone).
+    #: Transcripts left out (their recording is gone, or in a format the audiofolder layout cannot hold).
     skipped: tuple[int, ...]
 
 
