@@ -203,8 +203,11 @@ class FakeDiscordREST:
         bot_user: Mapping[str, Any] = BOT_USER,
         guild_id: int = GUILD_ID,
         verify_key_hex: str = "00" * 32,
+        gateway_url: str | None = None,
     ) -> None:
         self.application_id = application_id
+        #: The ws URL ``GET /gateway/bot`` reports (a `FakeDiscordGateway`'s); unset, that route answers 404.
+        self.gateway_url = gateway_url
         self.bot_user = dict(bot_user)
         self.guild_id = guild_id
         #: hex public key reported by ``GET /oauth2/applications/@me``; set it to the bot's verify key.
@@ -639,6 +642,7 @@ class FakeDiscordREST:
             ("DELETE", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", "_channel_message_delete"),
             ("POST", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/threads", "_thread_from_message"),
             ("GET", r"/users/@me", "_my_user"),
+            ("GET", r"/gateway/bot", "_gateway_bot"),
             ("POST", r"/users/@me/channels", "_dm_channel_create"),
             ("GET", r"/oauth2/applications/@me", "_my_application"),
             ("GET", r"/applications/@me", "_my_application"),
@@ -844,6 +848,13 @@ class FakeDiscordREST:
         channel_id = self.dm_channels.setdefault(int(recipient), next_snowflake())
         user = {"id": recipient, "username": f"user{recipient[-4:]}", "discriminator": "0", "avatar": None}
         return 200, {"id": str(channel_id), "type": 1, "last_message_id": None, "recipients": [user]}
+
+    def _gateway_bot(self, call: RecordedCall) -> tuple[int, Any | None]:
+        """``GET /gateway/bot``: where a GatewayBot connects, one shard, sessions to spare."""
+        if self.gateway_url is None:
+            raise _not_found()
+        limit = {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
+        return 200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
 
     def _my_user(self, call: RecordedCall) -> tuple[int, Any | None]:
         return 200, {
