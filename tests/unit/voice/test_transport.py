@@ -138,7 +138,7 @@ class VoiceHarness:
         """Discord answers op 4 with VOICE_STATE_UPDATE and (when joining) VOICE_SERVER_UPDATE."""
         if channel_id is not None:
             # hikari-wave starts waiting for both events right after sending op 4.
-            waiters = self.bot.event_manager._waiters
+            waiters = cast("hikari.impl.EventManagerImpl", self.bot.event_manager)._waiters
             await eventually(lambda: {hikari.VoiceServerUpdateEvent, hikari.VoiceStateUpdateEvent} <= waiters.keys())
         shard = cast("Any", object())
         state = self.bot.event_factory.deserialize_voice_state_update_event(
