@@ -8,6 +8,7 @@ what they need by type.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import pkgutil
@@ -311,15 +312,24 @@ async def assemble(
     loaded = await load_plugins(client, settings)
     _LOGGER.info("loaded %d plugins: %s", len(loaded), ", ".join(p.rsplit(".", 1)[-1] for p in loaded))
 
+    background: set[asyncio.Task[Any]] = set()
+
     async def _start(*_: Any) -> None:
         if migrate:
             await app.get(Database).upgrade()
         await client.start()
         app.get(JobTracker).start()  # resumes polling the jobs of earlier runs
-        if settings.voice_enabled and settings.whisper_load == "startup":
-            await app.get(Transcriber).load()
+        if settings.voice_enabled:
+            # The shipped voice list serves until the speech service answers (it may not: it is unofficial).
+            refresh = asyncio.create_task(app.get(Speaker).refresh_voices(), name="hypotez: refresh voices")
+            background.add(refresh)
+            refresh.add_done_callback(background.discard)
+            if settings.whisper_load == "startup":
+                await app.get(Transcriber).load()
 
     async def _stop(*_: Any) -> None:
+        for task in list(background):
+            task.cancel()
         await client.stop()  # closes lightbulb's default container: every teardown runs
         await app.close()  # in case start-up failed before the client started
 

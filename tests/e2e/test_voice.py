@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import wave
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from tests.fakes.interactions import (
     message_payload,
     slash,
 )
-from tests.fixtures.audio import CORRUPT, NAME, NAME_OGG, SENTENCE_WORDS, SILENT_OGG, VOICE_MP3, VOICE_OGG
+from tests.fixtures.audio import CORRUPT, NAME, NAME_OGG, SENTENCE_WORDS, SILENT_OGG, VOICE_MP3, VOICE_OGG, VOICE_WAV
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -225,3 +226,44 @@ async def test_voice_settings_are_for_administrators(hz: RunningBot) -> None:
     assert here.voice_transcribe
     assert here.voice_answer
     assert not here.voice_speak
+
+
+def _long_wav(repeats: int) -> bytes:
+    """The fixture sentence ``repeats`` times with a second of silence between: several segments."""
+    with wave.open(str(VOICE_WAV), "rb") as source:
+        params = source.getparams()
+        frames = source.readframes(source.getnframes())
+    pause = b"\x00" * (params.sampwidth * params.framerate)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setparams(params)
+        out.writeframes((frames + pause) * repeats)
+    return buffer.getvalue()
+
+
+@pytest.mark.asyncio
+async def test_long_recordings_show_progress_and_correct_works_on_the_transcript(
+    hz: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hypotez.plugins import transcription
+
+    monkeypatch.setattr(transcription, "PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(transcription, "PROGRESS_INTERVAL_S", 0.0)
+    upload = hz.rest.host(Attachment("talk.wav", _long_wav(4), content_type="audio/wav"))
+    result = await hz.send(slash("transcribe", {"file": upload}, attachments=[upload]))
+    edits = [(c.json or {}).get("content", "") for c in result.followups]
+    progress = [e for e in edits if e.startswith("⏳ Transcribing `talk.wav`")]
+    assert progress, edits
+    assert all("%" in e for e in progress)
+    assert edits[-1].startswith("🗣️ **Transcript**")
+    assert edits[-1].lower().count("tomorrow") >= 3
+
+    # /correct names the transcript's message: the transcript is corrected, not a reply.
+    message = _final(result)
+    fixed = "Hello everyone, the meeting starts at nine tomorrow morning. " * 4
+    answer = await hz.send(slash("correct", {"message_id": message["id"], "correction": fixed}))
+    assert answer.content is not None
+    assert "Transcript correction saved" in answer.content
+    async with hz.services.db.session() as session:
+        [stored] = (await session.scalars(select(TranscriptCorrection))).all()
+    assert stored.corrected_text == fixed.strip()
