@@ -387,14 +387,21 @@ class Transcriber:
         try:
             return await future
         except asyncio.CancelledError:
-            job.cancelled.set()  # the worker stops at its next segment (or before it starts)
+            # A waiting recording is dropped from the queue (its pool task is cancelled with this future);
+            # a running one stops at its next segment and frees its place then.
+            with self._jobs_lock:
+                job.cancelled.set()
+                started = job.running
+            if not started:
+                self._release(job)
             raise
 
     def _run(self, job: _Job, request: _Request) -> Transcription:
         try:
-            if job.cancelled.is_set():
-                raise concurrent.futures.CancelledError
-            job.running = True
+            with self._jobs_lock:
+                if job.cancelled.is_set():
+                    raise concurrent.futures.CancelledError
+                job.running = True
             return self._transcribe_sync(job, request)
         finally:
             self._release(job)

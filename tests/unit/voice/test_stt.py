@@ -138,6 +138,28 @@ async def test_one_over_the_queue_is_busy_and_the_others_succeed(transcriber: Tr
 
 
 @pytest.mark.asyncio
+async def test_a_cancelled_recording_frees_its_place(lines_ogg: bytes) -> None:
+    bounded = _transcriber(workers=1, queue=1)
+    running = asyncio.ensure_future(bounded.transcribe(lines_ogg))
+    waiting = asyncio.ensure_future(bounded.transcribe(lines_ogg))
+    await asyncio.sleep(0)
+    with pytest.raises(TranscriberBusyError):
+        await bounded.transcribe(VOICE_OGG)
+    waiting.cancel()
+    running.cancel()
+    for task in (waiting, running):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    # The waiting one left the queue at once and the running one stops at its next segment: both places free.
+    for _ in range(200):
+        if bounded.estimated_wait_s() == 0.0 and not bounded._jobs:
+            break
+        await asyncio.sleep(0.05)
+    results = await asyncio.gather(bounded.transcribe(VOICE_OGG), bounded.transcribe(VOICE_OGG))
+    assert all(set(SENTENCE_WORDS) <= _words(r.text) for r in results)
+
+
+@pytest.mark.asyncio
 async def test_at_most_workers_run_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     bounded = _transcriber(workers=2, queue=4)
     real = Transcriber._transcribe_sync
