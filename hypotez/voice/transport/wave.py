@@ -386,6 +386,11 @@ class WaveVoice(VoicePort):
             return None
         return int(connection.channel_id)
 
+    def end_to_end_encrypted(self, guild_id: int) -> bool:
+        """Whether the connection on that server has a DAVE session ready: its audio is end-to-end encrypted."""
+        connection = self._connection(guild_id)
+        return connection is not None and bool(connection._gateway._dave.ready)
+
     def _ready_client(self) -> None:
         # hikari-wave learns the bot's id from StartedEvent; an adapter built after start-up never sees it.
         if _field(self._client, "_bot_id") is None:

@@ -229,6 +229,7 @@ async def test_a_tone_reaches_the_voice_server_encrypted_with_fresh_nonces(
 
     await voice.connect(GUILD_ID, CHANNEL_ID)
     assert voice.channel_of(GUILD_ID) == CHANNEL_ID
+    assert not voice.end_to_end_encrypted(GUILD_ID)  # the stand-in offers no DAVE (it cannot, offline)
     assert harness.voice_state_updates == [(GUILD_ID, CHANNEL_ID, False, True)]
     assert fake.guilds_fetched == [str(GUILD_ID)]
 
