@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Two stages: build a wheel with its dependencies in a virtual environment, then copy that environment into a
-# slim runtime image with ffmpeg (audio decoding) and espeak-ng (speech fallback), running as a non-root user.
+# slim runtime image with espeak-ng (the local voice when edge-tts fails), running as a non-root user.  Audio is
+# decoded, and Opus encoded, by PyAV's bundled libraries: no ffmpeg program is needed.
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -12,7 +13,7 @@ RUN /opt/hypotez/bin/pip install --no-compile ".[postgres]"
 
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg espeak-ng \
+    && apt-get install -y --no-install-recommends espeak-ng \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 hypotez \
     && mkdir -p /data \

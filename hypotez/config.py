@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     local_base_model: str = "Qwen/Qwen2.5-0.5B-Instruct"
     local_max_new_tokens: int = 256
 
-    # Voice: off turns every voice feature off (a text-only install needs neither ffmpeg nor espeak-ng)
+    # Voice: off turns every voice feature off (a text-only install needs no espeak-ng)
     voice_enabled: bool = True
     # Speech recognition (faster-whisper)
     whisper_model: str = "small"

@@ -89,28 +89,19 @@ async def _whisper(settings: Settings) -> CheckResult:
     return CheckResult("whisper model", True, f"{settings.whisper_model} loads ({settings.whisper_compute_type})")
 
 
-def _audio_tools(settings: Settings) -> dict[str, str]:
-    """The programs voice needs, with what each is for: ffmpeg plays clips in voice channels, espeak-ng speaks
-    when the speech service fails."""
-    tools = {"espeak-ng": "the local voice when edge-tts fails"}
-    if settings.voice_transport != "none":
-        tools["ffmpeg"] = "playing audio in voice channels"
-    return tools
-
-
 async def _tools(settings: Settings) -> CheckResult:
+    """espeak-ng, the local voice when edge-tts fails.  Nothing else: audio is decoded, and Opus encoded for voice
+    channels, by PyAV's own libraries (no ffmpeg program)."""
     if not settings.voice_enabled:
         return CheckResult("audio tools", True, "voice is off (HYPOTEZ_VOICE_ENABLED=false): none needed")
-    tools = _audio_tools(settings)
-    missing = [f"{tool} ({why})" for tool, why in tools.items() if shutil.which(tool) is None]
-    if missing:
+    if shutil.which("espeak-ng") is None:
         return CheckResult(
             "audio tools",
             False,
-            f"not found on PATH: {', '.join(missing)}; install them with your package manager, or set "
-            "HYPOTEZ_VOICE_ENABLED=false for a text-only bot",
+            "espeak-ng (the local voice when edge-tts fails) is not on PATH; install it with your package manager, "
+            "or set HYPOTEZ_VOICE_ENABLED=false for a text-only bot",
         )
-    return CheckResult("audio tools", True, f"{' and '.join(tools)} found")
+    return CheckResult("audio tools", True, "espeak-ng found")
 
 
 async def _chat(settings: Settings) -> CheckResult:
