@@ -5,7 +5,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench clean system-deps
+
+# espeak-ng (the local voice when edge-tts fails; the tests speak with it): installed with apt-get where that is
+# possible, else named.  Nothing else outside Python is needed (PyAV brings its own audio libraries).
+system-deps:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null; \
+	  else \
+	    echo "espeak-ng is missing: install it with your package manager (e.g. apt-get install espeak-ng)," \
+	         "or set HYPOTEZ_VOICE_ENABLED=false for a text-only bot"; \
+	  fi; }
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +30,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,postgres,local]'
 	touch $@
 
-run: $(VENV)/.installed-run
+run: system-deps $(VENV)/.installed-run
 	$(BIN)/hypotez run
 
 lint: $(VENV)/.installed-test
@@ -30,7 +41,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/pyright
 
-pytest: $(VENV)/.installed-test
+pytest: system-deps $(VENV)/.installed-test
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
