@@ -466,3 +466,19 @@ async def test_no_voice_says_why() -> None:
     sessions = VoiceSessions(port, idle_timeout=1.0, queue_size=1)
     with pytest.raises(VoiceError, match=NOT_CONNECTED_MESSAGE[:20]):
         await sessions.enqueue(GUILD_ID, tone_clip(0.1))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("voice_env", [Script(modes=("aead_unknown_rtpsize",))], indirect=True)
+async def test_a_handshake_that_never_completes_times_out_readably(
+    voice_env: tuple[FakeDiscordVoice, VoiceHarness, WaveVoice],
+) -> None:
+    fake, harness, voice = voice_env
+    voice._connect_timeout = 2.0  # the library finds no mode it supports and waits for ever
+    with pytest.raises(VoiceError) as raised:
+        await voice.connect(GUILD_ID, CHANNEL_ID)
+    assert raised.value.close_code is None
+    assert "did not answer in time" in str(raised.value)
+    assert fake.sessions[0].select_protocol is None
+    assert voice.channel_of(GUILD_ID) is None
+    assert harness.voice_state_updates[-1][:2] == (GUILD_ID, None)
