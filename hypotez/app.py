@@ -206,7 +206,7 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
         Transcripts(transcriber, transcripts, terms, data_dir, vocabulary_size=settings.voice_vocabulary_size),
     )
     register(Speaker, Speaker.from_settings(settings))
-    port = register(VoicePort, voice_port(app.bot, settings))  # type: ignore[type-abstract]
+    port = register(VoicePort, voice_port(app.bot, settings), _close_port)  # type: ignore[type-abstract]
     register(
         VoiceSessions,
         VoiceSessions(port, idle_timeout=settings.voice_idle_timeout, queue_size=settings.voice_queue_size),
@@ -216,6 +216,13 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
 
 async def _close_transcriber(transcriber: Transcriber) -> None:
     transcriber.close()
+
+
+async def _close_port(port: VoicePort) -> None:
+    """Leave every voice channel (the sessions' teardown has stopped their queues first)."""
+    close = getattr(port, "close", None)
+    if close is not None:
+        await close()
 
 
 def voice_port(bot: hikari.GatewayBot | hikari.RESTBot, settings: Settings) -> VoicePort:
