@@ -466,7 +466,7 @@ class FakeDiscordGateway:
         bot_user: Mapping[str, Any] = BOT_USER,
         application_id: int = APP_ID,
         application_flags: int = 0,
-        heartbeat_interval: float = 1.0,
+        heartbeat_interval: float = 10.0,
         voice_endpoint: str | None = None,
     ) -> None:
         #: The token IDENTIFY and RESUME must carry (None: any).
@@ -478,7 +478,8 @@ class FakeDiscordGateway:
         self.bot_user = dict(bot_user)
         self.application_id = application_id
         self.application_flags = application_flags
-        #: Seconds between heartbeats asked for in HELLO.
+        #: Seconds between heartbeats asked for in HELLO (Discord: about 41; a short one makes a shard whose event
+        #: loop is busy for longer than that miss an ACK and reconnect).
         self.heartbeat_interval = heartbeat_interval
         #: ``host:port`` of the voice server VOICE_SERVER_UPDATE points to (None: op 4 is only recorded).
         self.voice_endpoint = voice_endpoint

@@ -109,7 +109,7 @@ async def running_gateway_bot(
     openai: FakeOpenAI | None = None,
     guilds: Sequence[Mapping[str, Any]] | None = None,
     voice_endpoint: str | None = None,
-    heartbeat_interval: float = 1.0,
+    heartbeat_interval: float = 10.0,
     token: str = BOT_TOKEN,
 ) -> AsyncIterator[RunningGatewayBot]:
     """Start the fakes, build and assemble hypotez (``build_bot`` + ``assemble(sync_commands=False)``), start the

@@ -3,9 +3,11 @@ and connected over a websocket (zlib-stream compressed, as hikari connects by de
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING
 
+import aiohttp
 import hikari
 import pytest
 
@@ -205,3 +207,46 @@ async def test_a_wrong_token_is_refused_with_4004() -> None:
         finally:
             if bot.is_alive:
                 await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_without_compression_the_protocol_is_plain_json_text_with_sequence_numbers() -> None:
+    guild = guild_payload(name="Plain")
+    async with (
+        FakeDiscordGateway(token=BOT_TOKEN, guilds=[guild], heartbeat_interval=30) as gateway,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(gateway.url + "/?v=10&encoding=json") as ws,
+    ):
+        hello = await ws.receive()
+        assert hello.type == aiohttp.WSMsgType.TEXT
+        assert json.loads(hello.data) == {"op": 10, "d": {"heartbeat_interval": 30000}, "s": None, "t": None}
+        identify = {"token": BOT_TOKEN, "intents": int(INTENTS), "properties": {}, "shard": [0, 1]}
+        await ws.send_json({"op": 2, "d": identify})
+        ready = json.loads((await ws.receive()).data)
+        created = json.loads((await ws.receive()).data)
+        assert (ready["op"], ready["t"], ready["s"]) == (0, "READY", 1)
+        assert ready["d"]["session_id"] == gateway.session_ids[0]
+        assert ready["d"]["resume_gateway_url"] == gateway.url
+        assert ready["d"]["guilds"] == [{"id": str(GUILD_ID), "unavailable": True}]
+        assert (created["t"], created["s"], created["d"]["name"]) == ("GUILD_CREATE", 2, "Plain")
+
+        await ws.send_json({"op": 1, "d": 2})
+        assert json.loads((await ws.receive()).data)["op"] == 11
+        assert await gateway.dispatch("TYPING_START", {"channel_id": str(CHANNEL_ID)}) == 3
+        typing = json.loads((await ws.receive()).data)
+        assert (typing["t"], typing["s"]) == ("TYPING_START", 3)
+        assert [frame.op for frame in gateway.received] == [2, 1]
+        assert gateway.identifies == [identify]
+
+
+@pytest.mark.asyncio
+async def test_a_resume_of_an_unknown_session_is_answered_with_invalid_session() -> None:
+    async with (
+        FakeDiscordGateway(token=BOT_TOKEN) as gateway,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(gateway.url + "/?v=10&encoding=json") as ws,
+    ):
+        await ws.receive()  # HELLO
+        await ws.send_json({"op": 6, "d": {"token": BOT_TOKEN, "session_id": "nope", "seq": 5}})
+        assert json.loads((await ws.receive()).data) == {"op": 9, "d": False, "s": None, "t": None}
+        assert gateway.resumes == [{"token": BOT_TOKEN, "session_id": "nope", "seq": 5}]
