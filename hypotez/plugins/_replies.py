@@ -26,6 +26,7 @@ __all__ = [
     "parse_message_ref",
     "recent_replies_autocomplete",
     "reply_actions_row",
+    "visible_to",
 ]
 
 #: A message id, or a message link (https://discord.com/channels/<guild or @me>/<channel>/<message>).
@@ -61,16 +62,19 @@ async def find_reply(replies: ReplyRepository, message_id: int, caller: Caller) 
     return found
 
 
+def visible_to(caller: Caller, guild_id: int | None, channel_id: int | None, owner_id: int | None) -> bool:
+    """Whether the caller may see something made in ``guild_id``/``channel_id`` for ``owner_id``: in a server,
+    anything of that server; in a DM or group DM, what was made in that channel or for the caller."""
+    if caller.guild_id is not None:
+        return guild_id == caller.guild_id
+    return guild_id is None and (channel_id == caller.channel_id or owner_id == caller.user_id)
+
+
 async def owned_reply(replies: ReplyRepository, reply_id: int, caller: Caller) -> BotReply:
     """The reply a custom id names, refused unless the caller could see it (same server, or same DM channel or
     their own) — a forged or replayed id from elsewhere is answered as not found."""
     reply = await replies.get(reply_id)
-    visible = reply is not None and (
-        reply.guild_id == caller.guild_id
-        if caller.guild_id is not None
-        else reply.guild_id is None and (reply.channel_id == caller.channel_id or reply.author_id == caller.user_id)
-    )
-    if reply is None or not visible:
+    if reply is None or not visible_to(caller, reply.guild_id, reply.channel_id, reply.author_id):
         raise NotFoundError("reply", reply_id, "That reply no longer exists here.")
     return reply
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hypotez.errors import NotFoundError
+from hypotez.plugins._replies import visible_to
 
 if TYPE_CHECKING:
     from hypotez.permissions import Caller
@@ -19,12 +20,7 @@ __all__ = ["correct_transcript", "owned_transcript", "store_transcript_correctio
 async def owned_transcript(transcripts: TranscriptRepository, transcript_id: int, caller: Caller) -> Transcript:
     """A transcript the caller could see: same server, or in a DM the same channel (or their own request)."""
     row = await transcripts.get(transcript_id)
-    visible = row is not None and (
-        row.guild_id == caller.guild_id
-        if caller.guild_id is not None
-        else row.guild_id is None and (row.channel_id == caller.channel_id or row.requested_by == caller.user_id)
-    )
-    if row is None or not visible:
+    if row is None or not visible_to(caller, row.guild_id, row.channel_id, row.requested_by):
         raise NotFoundError("transcript", transcript_id, "That transcript no longer exists here.")
     return row
 
