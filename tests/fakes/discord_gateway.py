@@ -13,8 +13,9 @@ One aiohttp websocket server on 127.0.0.1 (port 0). It speaks the documented pro
   RECONNECT (op 7).
 - The bot's own VOICE_STATE_UPDATE (op 4) is recorded in `voice_state_requests` and, with a `voice_endpoint`,
   answered as Discord does: a VOICE_STATE_UPDATE for the bot user with its session id, then a
-  VOICE_SERVER_UPDATE with a token, the guild id and the endpoint (`voice_grants` keeps what was handed out, for
-  a voice server to check).  Leaving (``channel_id`` null) is answered with a VOICE_STATE_UPDATE without a channel.
+  VOICE_SERVER_UPDATE with a token, the guild id and the endpoint (`voice_grants` keeps what was handed out, and
+  `on_voice_grant` hears of each before the bot does, for a voice server to check).  Leaving (``channel_id``
+  null) is answered with a VOICE_STATE_UPDATE without a channel.
 
 hikari connects with ``compress=zlib-stream`` unless it has zstd: frames are then zlib-compressed as one
 stream, each message ending with a Z_SYNC_FLUSH; without the query parameter, frames are plain JSON text.
@@ -492,6 +493,9 @@ class FakeDiscordGateway:
         self.voice_state_requests: list[dict[str, Any]] = []
         #: The voice connection handed out per guild (the latest).
         self.voice_grants: dict[int, VoiceGrant] = {}
+        #: Called with each grant before its VOICE_SERVER_UPDATE goes out, i.e. before the bot can reach the
+        #: voice server: e.g. to tell a loopback voice server which session id and token to expect.
+        self.on_voice_grant: Callable[[VoiceGrant], None] | None = None
         #: Close codes of the connections the bot closed (hikari: 1001 for good, 3000 to resume later).
         self.client_close_codes: list[int | None] = []
         self._sessions: dict[str, _Session] = {}
@@ -678,7 +682,8 @@ class FakeDiscordGateway:
             async with connection.lock:
                 interval_ms = int(self.heartbeat_interval * 1000)
                 await connection.send({"op": Op.HELLO, "d": {"heartbeat_interval": interval_ms}, "s": None, "t": None})
-            async for message in ws:
+            while True:
+                message = await ws.receive()  # (iterating the socket would stop before its CLOSE message)
                 if message.type == WSMsgType.CLOSE:
                     connection.client_close_code = int(message.data)
                     break
@@ -807,7 +812,7 @@ class FakeDiscordGateway:
             self.voice_grants.pop(guild_id, None)
             return
         token = secrets.token_hex(8)
-        self.voice_grants[guild_id] = VoiceGrant(
+        grant = VoiceGrant(
             guild_id=guild_id,
             channel_id=channel_id,
             user_id=user_id,
@@ -815,6 +820,9 @@ class FakeDiscordGateway:
             token=token,
             endpoint=self.voice_endpoint,
         )
+        self.voice_grants[guild_id] = grant
+        if self.on_voice_grant is not None:
+            self.on_voice_grant(grant)
         await self._send_dispatch(
             session, "VOICE_SERVER_UPDATE", voice_server_payload(token, self.voice_endpoint, guild_id=guild_id)
         )

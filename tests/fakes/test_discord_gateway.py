@@ -17,6 +17,7 @@ from tests.fakes.discord_gateway import (
     VOICE_CHANNEL_ID,
     FakeDiscordGateway,
     Op,
+    VoiceGrant,
     guild_payload,
     message_create,
     voice_attachment,
@@ -63,6 +64,8 @@ async def test_the_bot_identifies_with_its_token_and_intents_and_its_heartbeats_
         assert len(hz.gateway.identifies) == 1
         # hikari sends the next heartbeat only after the previous one was acknowledged: it has measured latency.
         assert not math.isnan(hz.bot.heartbeat_latency)
+    assert hz.gateway.client_close_codes == [1001]  # closed for good: the session ends
+    assert not hz.gateway.connected
 
 
 @pytest.mark.asyncio
@@ -150,8 +153,13 @@ async def test_after_a_drop_the_bot_resumes_and_gets_what_it_missed(bot_settings
 
 
 @pytest.mark.asyncio
-async def test_an_invalid_session_makes_the_bot_identify_anew(bot_settings: Settings) -> None:
+async def test_reconnect_makes_the_bot_resume_and_an_invalid_session_identify_anew(bot_settings: Settings) -> None:
     async with running_gateway_bot(bot_settings) as hz:
+        await hz.gateway.request_reconnect()  # op 7: the shard closes (3000, keeping its session) and resumes
+        resume = await hz.gateway.wait_for_resume()
+        assert resume["session_id"] == hz.gateway.session_ids[0]
+        assert hz.gateway.client_close_codes == [3000]
+
         async with wait_for_event(hz.bot, hikari.ShardReadyEvent) as ready:
             await hz.gateway.invalidate_session(resumable=False)
             event = await ready
@@ -162,6 +170,8 @@ async def test_an_invalid_session_makes_the_bot_identify_anew(bot_settings: Sett
 @pytest.mark.asyncio
 async def test_joining_voice_is_answered_with_a_voice_state_and_a_voice_server(bot_settings: Settings) -> None:
     async with running_gateway_bot(bot_settings, voice_endpoint="127.0.0.1:50999") as hz:
+        heard: list[VoiceGrant] = []
+        hz.gateway.on_voice_grant = heard.append
         async with (
             wait_for_event(hz.bot, hikari.VoiceStateUpdateEvent) as state_update,
             wait_for_event(hz.bot, hikari.VoiceServerUpdateEvent) as server_update,
@@ -172,6 +182,8 @@ async def test_joining_voice_is_answered_with_a_voice_state_and_a_voice_server(b
         request = await hz.gateway.wait_for_voice_state_request()
         assert request == {"guild_id": str(GUILD_ID), "channel_id": str(VOICE_CHANNEL_ID), "self_deaf": True}
         grant = hz.gateway.voice_grants[GUILD_ID]
+        assert heard == [grant]
+        assert (grant.channel_id, grant.user_id, grant.endpoint) == (VOICE_CHANNEL_ID, BOT_USER_ID, "127.0.0.1:50999")
         assert state.user_id == BOT_USER_ID
         assert state.channel_id == VOICE_CHANNEL_ID
         assert state.session_id == grant.session_id
