@@ -66,23 +66,35 @@ def message_listener(
 
 @dataclasses.dataclass(eq=False)
 class GatewayListener(lightbulb.Loadable):
-    """Calls ``callback(event)`` (dependencies injected) for every ``event_type`` event, on gateway bots only (an
-    HTTP-interactions bot receives no events, and lightbulb's own listeners would warn there)."""
+    """Calls ``callback(event)`` (dependencies injected, in lightbulb's LISTENER context) for every ``event_type``
+    event, on gateway bots only (an HTTP-interactions bot receives no events, and lightbulb's own listeners would
+    warn there)."""
 
     event_type: type[hikari.Event]
     callback: Callable[..., Coroutine[Any, Any, None]]
-    _app: hikari.GatewayBot | None = None
+    _client: lightbulb.Client | None = None
 
     async def load(self, client: lightbulb.Client) -> None:
         app = getattr(client, "app", None)
         if isinstance(app, hikari.GatewayBot):
-            self._app = app
-            app.event_manager.subscribe(self.event_type, self.callback)
+            self._client = client
+            app.event_manager.subscribe(self.event_type, self._on_event)
 
     async def unload(self, client: lightbulb.Client) -> None:
-        if self._app is not None:
-            self._app.event_manager.unsubscribe(self.event_type, self.callback)
-            self._app = None
+        app = getattr(client, "app", None)
+        if isinstance(app, hikari.GatewayBot) and self._client is client:
+            app.event_manager.unsubscribe(self.event_type, self._on_event)
+            self._client = None
+
+    async def _on_event(self, event: hikari.Event) -> None:
+        client = self._client
+        if client is None:
+            return
+        async with (
+            client.di.enter_context(lightbulb.di.Contexts.DEFAULT),
+            client.di.enter_context(lightbulb.di.Contexts.LISTENER),
+        ):
+            await self.callback(event)
 
 
 def gateway_listener(

@@ -74,7 +74,7 @@ async def test_every_plugin_loads_its_commands(hz: RunningBot) -> None:
 async def test_a_broken_plugin_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
     import hikari
 
-    monkeypatch.setattr("hypotez.app.plugin_modules", lambda: ["hypotez.plugins.about", "hypotez.plugins.nope"])
+    monkeypatch.setattr("hypotez.app.plugin_modules", lambda _settings=None: ["hypotez.plugins.about", "hypotez.plugins.nope"])
     bot = hikari.RESTBot("t", "Bot", public_key="00" * 32, banner=None, suppress_optimization_warning=True, logs=None)
     client = lightbulb.client_from_app(bot, sync_commands=False)
     with pytest.raises(ModuleNotFoundError, match=r"hypotez\.plugins\.nope"):
@@ -177,3 +177,14 @@ async def test_gateway_mode_assembles_with_listeners(settings: Settings) -> None
         assert bot.get_listeners(hikari.StoppedEvent)
     finally:
         await app.close()
+
+
+def test_a_text_only_bot_loads_no_voice_plugin() -> None:
+    from hypotez.app import VOICE_PLUGINS, plugin_modules
+    from hypotez.config import load_settings
+
+    everything = plugin_modules(load_settings(discord_token="t"))
+    text_only = plugin_modules(load_settings(discord_token="t", voice_enabled=False))
+    assert VOICE_PLUGINS <= set(everything)
+    assert not VOICE_PLUGINS & set(text_only)
+    assert set(everything) - set(text_only) == VOICE_PLUGINS
