@@ -74,7 +74,9 @@ async def test_every_plugin_loads_its_commands(hz: RunningBot) -> None:
 async def test_a_broken_plugin_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
     import hikari
 
-    monkeypatch.setattr("hypotez.app.plugin_modules", lambda _settings=None: ["hypotez.plugins.about", "hypotez.plugins.nope"])
+    monkeypatch.setattr(
+        "hypotez.app.plugin_modules", lambda _settings=None: ["hypotez.plugins.about", "hypotez.plugins.nope"]
+    )
     bot = hikari.RESTBot("t", "Bot", public_key="00" * 32, banner=None, suppress_optimization_warning=True, logs=None)
     client = lightbulb.client_from_app(bot, sync_commands=False)
     with pytest.raises(ModuleNotFoundError, match=r"hypotez\.plugins\.nope"):

@@ -642,6 +642,7 @@ class FakeDiscordREST:
             ("DELETE", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", "_channel_message_delete"),
             ("POST", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/threads", "_thread_from_message"),
             ("GET", r"/users/@me", "_my_user"),
+            ("GET", r"/guilds/(?P<gid>\d+)", "_guild_get"),
             ("GET", r"/gateway/bot", "_gateway_bot"),
             ("POST", r"/users/@me/channels", "_dm_channel_create"),
             ("GET", r"/oauth2/applications/@me", "_my_application"),
@@ -677,6 +678,13 @@ class FakeDiscordREST:
     @staticmethod
     def _no_content(call: RecordedCall, **_: str) -> tuple[int, None]:
         return 204, None
+
+    @staticmethod
+    def _guild_get(call: RecordedCall, gid: str) -> tuple[int, Any | None]:
+        """GET /guilds/{id} (hikari-wave fetches the guild when it joins a voice channel)."""
+        from tests.fakes.discord_voice import guild_payload
+
+        return 200, guild_payload(gid)
 
     # interactions ---------------------------------------------------------------------------------------
 
