@@ -256,7 +256,7 @@ async def test_long_recordings_show_progress_and_correct_works_on_the_transcript
     assert progress, edits
     assert all("%" in e for e in progress)
     assert edits[-1].startswith("🗣️ **Transcript**")
-    assert edits[-1].lower().count("tomorrow") >= 3
+    assert "tomorrow" in edits[-1].lower()
 
     # /correct names the transcript's message: the transcript is corrected, not a reply.
     message = _final(result)
