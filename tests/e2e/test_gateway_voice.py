@@ -17,6 +17,7 @@ from hypotez.storage import Database
 from hypotez.storage.models import BotReply, Transcript
 from hypotez.storage.repositories import GuildSettingsRepository
 from hypotez.voice.transport.base import MISSING_PERMISSIONS_MESSAGE
+from hypotez.voice.transport.sessions import VoiceSessions
 from tests.fakes.discord_gateway import (
     VOICE_CHANNEL_ID,
     guild_payload,
@@ -152,9 +153,29 @@ async def test_voice_join_say_and_leave_through_the_voice_gateway(
             await voice.wait_for_packets(40)
             assert voice.repeated_nonces() == {}
 
+            # /chat speak:true: the answer is posted and also spoken in the bot's channel.
+            spoken_before = len(voice.packets)
+            openai_fake.reply_with("Nine o'clock, in the big room.")
+            chat = slash("chat", {"message": "When is the meeting?", "speak": True})
+            answer = await _command(hz, chat, expect="Nine o'clock")
+            assert "big room" in answer
+            await voice.wait_for_packets(spoken_before + 40)
+
             left = await _command(hz, slash("voice", subcommand="leave"), expect="Left")
             assert f"<#{VOICE_CHANNEL_ID}>" in left
             await hz.gateway.wait_for(lambda: hz.gateway.voice_state_requests[-1]["channel_id"] is None)
+
+            # Back in, then the last member leaves the channel: the bot leaves at once.
+            await _command(hz, slash("voice", subcommand="join"), expect="Joined")
+            requests = len(hz.gateway.voice_state_requests)
+            await hz.gateway.dispatch("VOICE_STATE_UPDATE", voice_state_payload(USER_ID, None))
+            await hz.gateway.wait_for(
+                lambda: (
+                    len(hz.gateway.voice_state_requests) > requests
+                    and hz.gateway.voice_state_requests[-1]["channel_id"] is None
+                )
+            )
+            assert hz.app.get(VoiceSessions).channel_of(GUILD_ID) is None
 
 
 @pytest.mark.asyncio
