@@ -72,8 +72,18 @@ def test_model_option_overrides_the_setting(tmp_path: Path) -> None:
 
 
 def test_a_long_file_shows_progress_on_stderr(tmp_path: Path) -> None:
-    parts = [speak("Hello everyone, this is a longer recording."), silence(1.0)] * 6
-    parts += [speak("The weather is sunny and warm today in the city."), silence(8.0)]
+    # Different sentences: repeating one makes whisper's output repetitive, and its temperature fallback then
+    # samples at random.
+    sentences = [
+        "Hello everyone, this is a longer recording.",
+        "We will talk about the garden first.",
+        "Then the budget for next year.",
+        "Please keep your questions for the end.",
+        "The library opens at eight on Mondays.",
+        "Trains to the coast leave every hour.",
+        "The weather is sunny and warm today in the city.",
+    ]
+    parts = [piece for sentence in sentences for piece in (speak(sentence), silence(1.0))] + [silence(8.0)]
     path = tmp_path / "long.ogg"
     path.write_bytes(encode(np.concatenate(parts), "ogg"))
     result = _transcribe([str(path)], tmp_path)

@@ -393,7 +393,7 @@ async def test_channel_messages_round_trip_through_hikari(mini: MiniBot) -> None
     with pytest.raises(hikari.NotFoundError):
         await bot.rest.fetch_message(CHANNEL_ID, sent.id)
     with pytest.raises(hikari.NotFoundError):
-        await bot.rest.fetch_guild(GUILD_ID)  # not implemented by the fake: Discord's 404 body
+        await bot.rest.fetch_invite("nope")  # not implemented by the fake: Discord's 404 body
 
     assert sent.author.is_bot
     assert [a.filename for a in sent.attachments] == ["a.txt"]
