@@ -103,7 +103,12 @@ class ChannelTarget:
     async def show(self, text: str) -> None:
         if self._placeholder is None:
             self._placeholder = await self.rest.create_message(
-                self.channel_id, text, reply=self.reply_to, user_mentions=False
+                self.channel_id,
+                text,
+                reply=self.reply_to,
+                user_mentions=False,
+                role_mentions=False,
+                mentions_everyone=False,
             )
         else:
             self._placeholder = await self.rest.edit_message(self.channel_id, self._placeholder, text)
@@ -123,6 +128,8 @@ class ChannelTarget:
                 parts[0],
                 reply=self.reply_to,
                 user_mentions=False,
+                role_mentions=False,
+                mentions_everyone=False,
                 components=first_components,
                 **extra,
             )
@@ -142,7 +149,14 @@ class ChannelTarget:
         if self._placeholder is not None:
             await self.rest.delete_message(self.channel_id, self._placeholder)
             self._placeholder = None
-        await self.rest.create_message(self.channel_id, message, reply=self.reply_to, user_mentions=False)
+        await self.rest.create_message(
+            self.channel_id,
+            message,
+            reply=self.reply_to,
+            user_mentions=False,
+            role_mentions=False,
+            mentions_everyone=False,
+        )
 
 
 def streaming_preview(text: str) -> str:

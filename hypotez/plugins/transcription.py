@@ -116,7 +116,12 @@ async def _answer(
     components = [transcript_row(row.id)]
     if interaction_age(ctx.interaction) < TOKEN_LIFETIME - 30:
         message = await ctx.interaction.edit_initial_response(
-            content, attachments=files or hikari.UNDEFINED, components=components
+            content,
+            attachments=files or hikari.UNDEFINED,
+            components=components,
+            user_mentions=False,
+            role_mentions=False,
+            mentions_everyone=False,
         )
         if not ephemeral:
             await transcripts.set_reply_message(row.id, int(message.id))
@@ -282,7 +287,12 @@ async def transcribe_voice_message(
         )
     except Exception as exc:  # the member hears back either way; unexpected errors are logged with a reference
         await rest.create_message(
-            message.channel_id, describe_error(exc, where="voice message"), reply=message, user_mentions=False
+            message.channel_id,
+            describe_error(exc, where="voice message"),
+            reply=message,
+            user_mentions=False,
+            role_mentions=False,
+            mentions_everyone=False,
         )
         return None
     content, files = render(row, result)
@@ -293,6 +303,8 @@ async def transcribe_voice_message(
         attachments=files or hikari.UNDEFINED,
         components=[transcript_row(row.id)],
         user_mentions=False,
+        role_mentions=False,
+        mentions_everyone=False,
     )
     await service.repository.set_reply_message(row.id, int(shown.id))
     if caller.here.voice_answer and caller.can(Capability.CHAT) and result.text.strip():

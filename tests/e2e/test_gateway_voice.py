@@ -101,6 +101,14 @@ async def test_a_voice_message_in_an_enabled_channel_is_transcribed_and_answered
         await hz.discord.wait_for(lambda: bool(posted("🗣️ **Transcript**")), timeout=180)
         [transcript_message] = posted("🗣️ **Transcript**")
         assert all(word in transcript_message["content"].lower() for word in SENTENCE_WORDS)
+        [post] = [
+            c
+            for c in hz.discord.calls_to("POST", f"/channels/{CHANNEL_ID}/messages")
+            if "Transcript" in str((c.json or {}).get("content"))
+        ]
+        assert post.json is not None
+        assert post.json["allowed_mentions"]["parse"] == []  # whatever was said, nobody is pinged
+        assert post.json["message_reference"]["message_id"] == data["id"]
         await hz.discord.wait_for(lambda: bool(posted("The meeting is at nine")), timeout=60)
 
         db = hz.app.get(Database)
