@@ -4,7 +4,7 @@ ephemerally, and the reply stored only once it was delivered."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import hikari
 
@@ -18,8 +18,10 @@ if TYPE_CHECKING:
     from hypotez.ml.assistant import Assistant, PreparedChat
     from hypotez.storage.models import BotReply
 
-__all__ = ["ChannelTarget", "InteractionTarget", "ReplyTarget", "deliver"]
+__all__ = ["NO_MENTIONS", "ChannelTarget", "InteractionTarget", "ReplyTarget", "deliver"]
 
+#: A model's answer pings nobody, whatever it says (``@everyone``, ``<@id>``, ``<@&role>``).
+NO_MENTIONS: Final[dict[str, Any]] = {"user_mentions": False, "role_mentions": False, "mentions_everyone": False}
 #: Longer replies than this many messages are attached as a file with a preview instead.
 MAX_PARTS = 4
 PREVIEW_CHARS = 1500
@@ -58,7 +60,7 @@ class InteractionTarget:
         self.ephemeral = ephemeral
 
     async def show(self, text: str) -> None:
-        await self.interaction.edit_initial_response(text)
+        await self.interaction.edit_initial_response(text, **NO_MENTIONS)
 
     async def send_parts(
         self,
@@ -71,12 +73,13 @@ class InteractionTarget:
             parts[0],
             components=components if last == 0 else hikari.UNDEFINED,
             attachment=attachment if attachment is not None else hikari.UNDEFINED,
+            **NO_MENTIONS,
         )
         ids = [int(first.id)]
         flags = hikari.MessageFlag.EPHEMERAL if self.ephemeral else hikari.MessageFlag.NONE
         for index, part in enumerate(parts[1:], start=1):
             message = await self.interaction.execute(
-                part, flags=flags, components=components if index == last else hikari.UNDEFINED
+                part, flags=flags, components=components if index == last else hikari.UNDEFINED, **NO_MENTIONS
             )
             ids.append(int(message.id))
         return ids

@@ -20,7 +20,7 @@ from hypotez.plugins._autocomplete import bounded
 from hypotez.plugins._checks import EVERYWHERE, IN_SERVERS, require, require_in_server
 from hypotez.plugins._components import ComponentContext, ModalContext, button, button_row, handler, text_input
 from hypotez.plugins._deadlines import TOKEN_LIFETIME, finish, interaction_age
-from hypotez.plugins._delivery import ChannelTarget, deliver
+from hypotez.plugins._delivery import NO_MENTIONS, ChannelTarget, deliver
 from hypotez.plugins._errors import describe_error
 from hypotez.plugins._listeners import message_listener
 from hypotez.plugins._replies import reply_actions_row
@@ -119,9 +119,7 @@ async def _answer(
             content,
             attachments=files or hikari.UNDEFINED,
             components=components,
-            user_mentions=False,
-            role_mentions=False,
-            mentions_everyone=False,
+            **NO_MENTIONS,
         )
         if not ephemeral:
             await transcripts.set_reply_message(row.id, int(message.id))
@@ -290,9 +288,7 @@ async def transcribe_voice_message(
             message.channel_id,
             describe_error(exc, where="voice message"),
             reply=message,
-            user_mentions=False,
-            role_mentions=False,
-            mentions_everyone=False,
+            **NO_MENTIONS,
         )
         return None
     content, files = render(row, result)

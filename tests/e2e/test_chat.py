@@ -258,3 +258,19 @@ async def test_a_failed_model_list_is_not_cached_as_no_models(hz: RunningBot) ->
     assert failed.choices == []
     later = await hz.send(autocomplete("chat", {"message": "hi", "model": ""}, "model"))
     assert [c["value"] for c in later.choices] == ["gpt-4.1-mini", "gpt-4o-mini"]
+
+
+@pytest.mark.asyncio
+async def test_a_reply_pings_nobody_whatever_the_model_says(hz: RunningBot) -> None:
+    """A model (or a member steering it) writing ``@everyone`` or a mention pings no one: every message the reply
+    is posted with allows no mentions."""
+    hz.openai.reply_with("@everyone look, <@1100000000000000301> and <@&1100000000000000400> too")
+    result = await hz.send(slash("chat", {"message": "Ping everyone"}))
+    message = result.original_message
+    assert message is not None
+    assert "@everyone" in message["content"]
+    edits = [c for c in result.followups if c.json is not None and "content" in c.json]
+    assert edits
+    for call in edits:
+        assert call.json is not None
+        assert call.json["allowed_mentions"]["parse"] == [], call.json
