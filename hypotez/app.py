@@ -24,6 +24,7 @@ from hypotez.errors import ConfigError
 from hypotez.ml.assistant import Assistant, ChatBackends
 from hypotez.ml.chat import ChatBackend, OpenAICompatibleBackend
 from hypotez.ml.datasets import DatasetCatalog
+from hypotez.ml.datasets.examples import examples_from_correction
 from hypotez.ml.jobs import JobTracker
 from hypotez.ml.local_chat import LocalChatBackend
 from hypotez.ml.local_models import LocalModels
@@ -45,6 +46,7 @@ from hypotez.storage.repositories import (
     JobRepository,
     RegisteredModelRepository,
     ReplyRepository,
+    ReviewRepository,
     TranscriptRepository,
     VocabularyRepository,
 )
@@ -174,6 +176,7 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
     audit = register(AuditLog, AuditLog(db))
     replies = register(ReplyRepository, ReplyRepository(db))
     register(CorrectionRepository, CorrectionRepository(db))
+    register(ReviewRepository, ReviewRepository(db, examples_from_correction))
     register(FeedbackRepository, FeedbackRepository(db))
     data_dir = register(DataDirectory, DataDirectory.from_settings(settings))
     datasets = register(DatasetRepository, DatasetRepository(db))

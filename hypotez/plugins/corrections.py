@@ -23,8 +23,14 @@ from hypotez.plugins._components import (
 )
 from hypotez.plugins._replies import find_reply, owned_reply, parse_message_ref, recent_replies_autocomplete
 from hypotez.plugins._transcripts import correct_transcript
-from hypotez.storage.models import BotReply, Correction, ReplyMessage
-from hypotez.storage.repositories import AuditLog, CorrectionRepository, ReplyRepository, TranscriptRepository
+from hypotez.storage.models import BotReply, Correction, ReplyMessage, ReviewStatus
+from hypotez.storage.repositories import (
+    AuditLog,
+    CorrectionRepository,
+    ReplyRepository,
+    ReviewRepository,
+    TranscriptRepository,
+)
 from hypotez.voice.transcripts import Transcripts
 
 loader = lightbulb.Loader()
@@ -73,30 +79,45 @@ def correction_modal(reply: BotReply, part: ReplyMessage | None) -> tuple[str, s
 
 async def store_correction(
     corrections: CorrectionRepository,
+    reviews: ReviewRepository,
     audit: AuditLog,
     reply: BotReply,
     corrected: str,
     *,
-    author_id: int,
+    caller: Caller,
     source: str,
 ) -> tuple[str, hikari.api.MessageActionRowBuilder]:
-    """Store a correction; returns the acknowledgement and its View / Undo buttons."""
+    """Store a correction and put it in the review queue (approved on arrival for a trusted role); returns the
+    acknowledgement, in plain words, and its View / Undo buttons."""
     if not corrected.strip():
         raise InvalidInputError("A correction cannot be empty.")
     if corrected == reply.content:
         raise InvalidInputError("The correction is the same as the reply: nothing to store.")
-    correction, created = await corrections.upsert(
-        reply, author_id=author_id, corrected_text=corrected, source=source, examples=examples_from_correction
+    policy = await reviews.policy(reply.guild_id)
+    trusted = reply.guild_id is not None and policy.trusts(caller.role_ids)
+    correction, created, item = await corrections.upsert(
+        reply,
+        author_id=caller.user_id,
+        corrected_text=corrected,
+        source=source,
+        examples=examples_from_correction,
+        trusted=trusted,
     )
     await audit.record(
         "correction.create" if created else "correction.replace",
         guild_id=reply.guild_id,
-        actor_id=author_id,
+        actor_id=caller.user_id,
         target=f"reply:{reply.id}",
-        details={"correction_id": correction.id, "source": source},
+        details={"correction_id": correction.id, "source": source, "review_item": item.id, "status": item.status},
     )
     verb = "saved" if created else "updated (it replaces your earlier one)"
-    text = f"✅ Correction {verb}. It becomes a training example and a preference pair for the next dataset."
+    if item.status == ReviewStatus.APPROVED:
+        fate = "Your role is trusted here, so it is approved: the next model trained on this server learns from it."
+    elif reply.guild_id is None:
+        fate = "It is kept with the conversation; corrections made in direct messages are not used for training."
+    else:
+        fate = "A curator reviews it before it teaches the bot; you will hear what they decide."
+    text = f"✅ Correction {verb}. {fate}"
     receipt = button_row(
         button(build_key(Key.CORRECTION_VIEW, correction.id), label="View"),
         button(build_key(Key.CORRECTION_UNDO, correction.id), label="Undo", style=hikari.ButtonStyle.DANGER),
@@ -110,6 +131,7 @@ async def submit_correction(
     caller: Caller,
     replies: ReplyRepository,
     corrections: CorrectionRepository,
+    reviews: ReviewRepository,
     audit: AuditLog,
 ) -> None:
     """The box was submitted (on whichever process, whenever within Discord's limits)."""
@@ -118,9 +140,7 @@ async def submit_correction(
     if not 0 <= start <= end <= len(reply.content):
         raise InvalidInputError("This correction box does not match the reply any more. Open it again.")
     corrected = reply.content[:start] + ctx.value(_TEXT) + reply.content[end:]
-    text, receipt = await store_correction(
-        corrections, audit, reply, corrected, author_id=caller.user_id, source="modal"
-    )
+    text, receipt = await store_correction(corrections, reviews, audit, reply, corrected, caller=caller, source="modal")
     await ctx.respond(text, components=[receipt], ephemeral=True)
 
 
@@ -174,6 +194,7 @@ class Correct(
         settings: Settings,
         replies: ReplyRepository,
         corrections: CorrectionRepository,
+        reviews: ReviewRepository,
         audit: AuditLog,
         transcripts: TranscriptRepository,
         service: Transcripts,
@@ -200,7 +221,7 @@ class Correct(
             return
         assert reply is not None
         text, receipt = await store_correction(
-            corrections, audit, reply, corrected, author_id=caller.user_id, source=source
+            corrections, reviews, audit, reply, corrected, caller=caller, source=source
         )
         await ctx.respond(text, components=[receipt], ephemeral=True)
 

@@ -22,6 +22,8 @@ from hypotez.plugins._autocomplete import area_autocomplete, dataset_names
 from hypotez.plugins._checks import STAFF_IN_SERVERS, guild_area, require_in_server
 from hypotez.plugins._deadlines import finish
 from hypotez.storage.files import DATASETS, DataDirectory, human_size
+from hypotez.storage.models import ReviewKind, ReviewStatus
+from hypotez.storage.repositories import ReviewRepository
 from hypotez.voice.transcripts import Transcripts
 
 loader = lightbulb.Loader()
@@ -42,7 +44,10 @@ directory_autocomplete = area_autocomplete(Capability.CURATE, _dataset_directori
 
 
 def _count(n: int, noun: str) -> str:
-    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    """``1 record``, ``2 records``; ``rated reply`` → ``rated replies``; ``reply needing ...`` → ``replies needing
+    ...`` (the first word of a phrase with "needing" is the noun)."""
+    head, sep, tail = noun.partition(" needing ")
+    plural = (head[:-1] + "ies" if head.endswith("y") else head + "s") + sep + tail
     return f"{n:,} {noun if n == 1 else plural}"
 
 
@@ -148,6 +153,9 @@ class DatasetBuild(
         min_value=1,
         max_value=5,
     )
+    include_pending = lightbulb.boolean(
+        "include_pending", "Also take items curators have not reviewed yet (labelled in the dataset)", default=False
+    )
 
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context, caller: Caller, catalog: DatasetCatalog) -> None:
@@ -161,11 +169,16 @@ class DatasetBuild(
             channel_id=int(self.channel.id) if self.channel is not None else None,
             model=self.model,
             min_rating=self.min_rating,
+            include_pending=self.include_pending,
         )
+        which = "reviewed or pending" if self.include_pending else "approved"
         text = (
-            f"Built `{report.dataset.name}` version {report.dataset.version}: {_count(report.added, 'example')} "
-            f"from {_count(report.corrections, 'correction')} and {_count(report.rated_replies, 'rated reply')}."
+            f"Built `{report.dataset.name}` version {report.dataset.version} from "
+            f"{_count(report.corrections, f'{which} correction')} (each a chat example and a preference pair) and "
+            f"{_count(report.rated_replies, f'{which} rated reply')}: {_count(report.added, 'record')}."
         )
+        if self.include_pending:
+            text += " It includes items no curator has reviewed yet, and its description says so."
         if report.duplicates:
             text += f" {_count(report.duplicates, 'duplicate')} left out."
         await finish(ctx, text)
@@ -246,11 +259,31 @@ class DatasetShow(
     name = lightbulb.string("name", "The dataset (name, or name@version)", autocomplete=dataset_autocomplete)
 
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, caller: Caller, catalog: DatasetCatalog) -> None:
+    async def invoke(
+        self, ctx: lightbulb.Context, caller: Caller, catalog: DatasetCatalog, reviews: ReviewRepository
+    ) -> None:
         guild_id = _guild(caller)
         await ctx.defer(ephemeral=True)
         info = await catalog.describe(guild_id, self.name)
-        await ctx.respond(embed=description_embed(info), ephemeral=True)
+        embed = description_embed(info)
+        embed.add_field("Review queue (this server)", review_counts(await reviews.counts(guild_id)))
+        await ctx.respond(embed=embed, ephemeral=True)
+
+
+def review_counts(counts: dict[tuple[str, str], int]) -> str:
+    """What members made, by what curators decided: "corrections: 3 pending, 10 approved, 1 rejected"."""
+    lines: list[str] = []
+    for kind, label in (
+        (ReviewKind.CORRECTION, "correction"),
+        (ReviewKind.RATING, "rated reply"),
+        (ReviewKind.NEEDS_CORRECTION, "reply needing a correction"),
+    ):
+        by_status = [(status, counts.get((kind.value, status.value), 0)) for status in ReviewStatus]
+        total = sum(n for _, n in by_status)
+        if total:
+            decided = ", ".join(f"{n:,} {status.value}" for status, n in by_status if n)
+            lines.append(f"{_count(total, label)}: {decided}")
+    return "\n".join(lines) or "nothing yet"
 
 
 @dataset.register

@@ -113,6 +113,15 @@ class GuildSettings(Base):
     voice_answer: Mapped[bool | None] = mapped_column(Boolean)
     #: Chat replies are also spoken in the voice channel the bot is in.
     voice_speak: Mapped[bool | None] = mapped_column(Boolean)
+    # Review policy (guild scope only, ``channel_id == 0``); ``None`` keeps the default.
+    #: Approvals an item needs before it becomes training data (default 1).
+    review_approvals: Mapped[int | None] = mapped_column(Integer)
+    #: Role ids whose members' corrections and ratings are approved on arrival.
+    review_trusted_roles: Mapped[list[Any] | None] = mapped_column(JSON)
+    #: Whether a curator may approve their own correction (default no).
+    review_self_approval: Mapped[bool | None] = mapped_column(Boolean)
+    #: Where each new item is posted with its review buttons.
+    review_channel_id: Mapped[int | None] = mapped_column(Snowflake)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -137,6 +146,9 @@ class BotReply(Base):
     user_text: Mapped[str] = mapped_column(Text, default="")
     #: "messages" when the reply was posted as text, "file" when it was too long and sent as an attachment.
     delivery: Mapped[str] = mapped_column(String(10), default="messages")
+    #: ``ok``, ``empty`` (the model answered nothing) or ``failed`` (the backend failed): stored all the same, so
+    #: members can correct the answer the model could not give.
+    outcome: Mapped[str] = mapped_column(String(10), default="ok")
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
@@ -195,6 +207,79 @@ class Feedback(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReviewStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class ReviewKind(enum.StrEnum):
+    #: A member's correction of a reply: a chat example and a preference pair once approved.
+    CORRECTION = "correction"
+    #: A rating of a reply (👍/👎 or 1-5): the reply as a positive or negative example once approved.
+    RATING = "rating"
+    #: A low rating without a correction, sent to curators so that someone writes the right answer.
+    NEEDS_CORRECTION = "needs_correction"
+
+
+class ReviewItem(Base):
+    """Something members made that would become training data, waiting for (or decided by) the server's
+    curators."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        Index("ix_review_items_guild_status", "guild_id", "status", "id"),
+        UniqueConstraint("kind", "correction_id"),
+        UniqueConstraint("kind", "feedback_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int | None] = mapped_column(Snowflake)
+    kind: Mapped[str] = mapped_column(String(20))
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("bot_replies.id", ondelete="CASCADE"), index=True)
+    correction_id: Mapped[int | None] = mapped_column(ForeignKey("corrections.id", ondelete="CASCADE"))
+    feedback_id: Mapped[int | None] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"))
+    #: Who made it (the correction's or the rating's author).
+    author_id: Mapped[int] = mapped_column(Snowflake)
+    status: Mapped[str] = mapped_column(String(10), default=ReviewStatus.PENDING.value)
+    #: Why it was decided as it was (a rejection's reason; "trusted role" for automatic approvals).
+    reason: Mapped[str | None] = mapped_column(Text)
+    #: The review channel's message showing it, when the server has a review channel.
+    posted_channel_id: Mapped[int | None] = mapped_column(Snowflake)
+    posted_message_id: Mapped[int | None] = mapped_column(Snowflake)
+    #: Whether the author has been told what became of it.
+    notified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class ReviewVote(Base):
+    """One curator's decision on an item (a curator changing their mind replaces it)."""
+
+    __tablename__ = "review_votes"
+    __table_args__ = (UniqueConstraint("item_id", "curator_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id", ondelete="CASCADE"), index=True)
+    curator_id: Mapped[int] = mapped_column(Snowflake)
+    #: ``approve`` or ``reject``.
+    vote: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(Text)
+    #: A curator's edit of the correction (approving the edited text).
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MemberPreferences(Base):
+    """What a member asked for: a direct message when a curator decides on what they made."""
+
+    __tablename__ = "member_preferences"
+
+    user_id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
+    review_dm: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Dataset(Base):

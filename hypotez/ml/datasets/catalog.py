@@ -310,30 +310,38 @@ class DatasetCatalog:
         channel_id: int | None = None,
         model: str | None = None,
         min_rating: int | None = None,
+        include_pending: bool = False,
     ) -> BuildReport:
-        """A new version of ``name`` from the guild's corrections and rated replies matching the filters."""
+        """A new version of ``name`` from the guild's approved corrections and rated replies matching the filters
+        (with ``include_pending`` also those still waiting for review, and the version's description says so;
+        rejected ones never)."""
         name = self.check_name(name)
         if min_rating is not None and not 1 <= min_rating <= 5:
             raise InvalidInputError("`min_rating` is a rating from 1 to 5.")
         since = utcnow() - dt.timedelta(days=days) if days else None
         filters = {"days": days, "channel_id": channel_id, "model": model, "min_rating": min_rating}
         corrections = await self.repository.corrections_for_build(
-            guild_id, since=since, channel_id=channel_id, model=model
+            guild_id, since=since, channel_id=channel_id, model=model, include_pending=include_pending
         )
-        rated = await self.repository.rated_replies(guild_id, since=since, channel_id=channel_id, model=model)
+        rated = await self.repository.rated_replies(
+            guild_id, since=since, channel_id=channel_id, model=model, include_pending=include_pending
+        )
         examples, duplicates = await asyncio.to_thread(build_examples, corrections, rated, min_rating=min_rating)
         if not examples:
             raise InvalidInputError(
-                "No corrections or rated replies match these filters, so no dataset was built. "
-                "Widen the period or drop a filter."
+                "No approved corrections or rated replies match these filters, so no dataset was built. "
+                "Curators approve them with `/review`; widen the period, drop a filter, or add "
+                "`include_pending:True` to take unreviewed ones too."
             )
         described = ", ".join(f"{k}={v}" for k, v in filters.items() if v is not None) or "no filters"
+        if include_pending:
+            described += "; INCLUDES PENDING ITEMS NOT YET REVIEWED"
         dataset, added, _ = await self.repository.add_version(
             guild_id,
             name,
             examples,
             created_by=actor_id,
-            description=f"Built from corrections and feedback ({described})",
+            description=f"Built from reviewed corrections and feedback ({described})",
             extend=False,
         )
         await self.audit.record(

@@ -12,6 +12,14 @@ from hypotez.storage.repositories.feedback import FeedbackRepository, ModelFeedb
 from hypotez.storage.repositories.jobs import JobRepository, ReportedEvent, ReportedStatus
 from hypotez.storage.repositories.registered_models import RegisteredModelRepository
 from hypotez.storage.repositories.replies import MessagePart, ReplyRepository
+from hypotez.storage.repositories.reviews import (
+    CuratorStats,
+    Decision,
+    ReviewContext,
+    ReviewPolicy,
+    ReviewRepository,
+    ReviewStats,
+)
 from hypotez.storage.repositories.settings import EffectiveSettings, GuildSettingsRepository
 from hypotez.storage.repositories.transcripts import CorrectedTranscript, TranscriptRepository
 from hypotez.storage.repositories.vocabulary import StoredTerm, VocabularyRepository
@@ -21,9 +29,11 @@ __all__ = [
     "CorrectedTranscript",
     "CorrectionExamples",
     "CorrectionRepository",
+    "CuratorStats",
     "DatasetCounts",
     "DatasetOverview",
     "DatasetRepository",
+    "Decision",
     "EffectiveSettings",
     "FeedbackRepository",
     "GuildSettingsRepository",
@@ -34,6 +44,10 @@ __all__ = [
     "ReplyRepository",
     "ReportedEvent",
     "ReportedStatus",
+    "ReviewContext",
+    "ReviewPolicy",
+    "ReviewRepository",
+    "ReviewStats",
     "StoredExample",
     "StoredTerm",
     "TranscriptRepository",

@@ -1,5 +1,5 @@
-"""Corrections of replies, each kept in step with the training examples it yields in its guild's live
-``corrections`` dataset."""
+"""Corrections of replies: each one waits in its server's review queue, and its training examples enter the live
+``corrections`` dataset only while curators have it approved."""
 
 from __future__ import annotations
 
@@ -9,11 +9,19 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from hypotez.storage.models import BotReply, Correction, Dataset, DatasetExample, utcnow
+from hypotez.storage.models import (
+    BotReply,
+    Correction,
+    Dataset,
+    DatasetExample,
+    ReviewItem,
+    ReviewKind,
+    ReviewStatus,
+    utcnow,
+)
+from hypotez.storage.repositories.reviews import CORRECTIONS_DATASET, open_item, settle
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
     from hypotez.storage.db import Database
 
 __all__ = ["CorrectionExamples", "CorrectionRepository"]
@@ -23,38 +31,55 @@ CorrectionExamples = Callable[[Correction], Iterable[DatasetExample]]
 
 
 class CorrectionRepository:
-    """Corrections of replies, and the training examples they yield.
+    """Corrections of replies, each with its item in the review queue.
 
-    Each correction keeps the examples ``examples`` builds from it (in the bot: a supervised chat example and
-    a preference pair, see :func:`hypotez.ml.datasets.examples.examples_from_correction`) in its guild's ``corrections``
-    dataset, stored in the same transaction.  A member's second correction of a reply replaces their first,
-    examples included.
+    A correction becomes training data only once its server's curators approved it: then the examples
+    ``examples`` builds from it (in the bot: a chat example and a preference pair, see
+    :func:`hypotez.ml.datasets.examples.examples_from_correction`) enter its guild's live ``corrections``
+    dataset.  A member's second correction of a reply replaces their first and goes back to review.
     """
 
-    DATASET = "corrections"
+    DATASET = CORRECTIONS_DATASET
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def upsert(
-        self, reply: BotReply, *, author_id: int, corrected_text: str, source: str, examples: CorrectionExamples
-    ) -> tuple[Correction, bool]:
-        """Store (or replace) ``author_id``'s correction of ``reply`` and the examples ``examples`` builds from it,
-        in one transaction; returns it and whether it is new."""
+        self,
+        reply: BotReply,
+        *,
+        author_id: int,
+        corrected_text: str,
+        source: str,
+        examples: CorrectionExamples,
+        trusted: bool = False,
+    ) -> tuple[Correction, bool, ReviewItem]:
+        """Store (or replace) ``author_id``'s correction of ``reply`` with its review item, in one transaction:
+        pending, or approved on arrival (examples published) when ``trusted``.  Returns the correction, whether
+        it is new, and its review item."""
         try:
             return await self._upsert(
-                reply, author_id=author_id, corrected_text=corrected_text, source=source, examples=examples
-            )
+                reply, author_id=author_id, corrected_text=corrected_text, source=source, examples=examples,
+                trusted=trusted,
+            )  # fmt: skip
         except IntegrityError:
             # A concurrent submission (a double click, or the server's first corrections at once) won the
             # insert; the second attempt finds its rows and replaces them.
             return await self._upsert(
-                reply, author_id=author_id, corrected_text=corrected_text, source=source, examples=examples
-            )
+                reply, author_id=author_id, corrected_text=corrected_text, source=source, examples=examples,
+                trusted=trusted,
+            )  # fmt: skip
 
     async def _upsert(
-        self, reply: BotReply, *, author_id: int, corrected_text: str, source: str, examples: CorrectionExamples
-    ) -> tuple[Correction, bool]:
+        self,
+        reply: BotReply,
+        *,
+        author_id: int,
+        corrected_text: str,
+        source: str,
+        examples: CorrectionExamples,
+        trusted: bool,
+    ) -> tuple[Correction, bool, ReviewItem]:
         async with self._db.session() as session, session.begin():
             correction = await session.scalar(
                 select(Correction).where(Correction.reply_id == reply.id, Correction.author_id == author_id)
@@ -77,29 +102,28 @@ class CorrectionRepository:
                 correction.source = source
                 correction.updated_at = utcnow()
             await session.flush()
-            dataset = await self._corrections_dataset(session, reply.guild_id or 0)
-            await session.execute(
-                delete(DatasetExample).where(
-                    DatasetExample.dataset_id == dataset.id,
-                    DatasetExample.source_ref == f"correction:{correction.id}",
+            item = await open_item(
+                session,
+                kind=ReviewKind.CORRECTION,
+                guild_id=reply.guild_id,
+                author_id=author_id,
+                reply_id=reply.id,
+                correction_id=correction.id,
+                trusted=trusted,
+                examples=examples,
+            )
+            # A reply sent to the queue as "needs a correction" has one now.
+            for waiting in (
+                await session.scalars(
+                    select(ReviewItem).where(
+                        ReviewItem.kind == ReviewKind.NEEDS_CORRECTION.value,
+                        ReviewItem.reply_id == reply.id,
+                        ReviewItem.status == ReviewStatus.PENDING.value,
+                    )
                 )
-            )
-            for example in examples(correction):
-                example.dataset_id = dataset.id
-                session.add(example)
-        return correction, created
-
-    async def _corrections_dataset(self, session: AsyncSession, guild_id: int) -> Dataset:
-        dataset = await session.scalar(
-            select(Dataset).where(Dataset.guild_id == guild_id, Dataset.name == self.DATASET).limit(1)
-        )
-        if dataset is None:
-            dataset = Dataset(
-                guild_id=guild_id, name=self.DATASET, description="Examples derived from members' corrections."
-            )
-            session.add(dataset)
-            await session.flush()
-        return dataset
+            ).all():
+                await settle(session, waiting, ReviewStatus.APPROVED.value, examples, reason="corrected")
+        return correction, created, item
 
     async def get(self, correction_id: int) -> Correction | None:
         async with self._db.session() as session:
@@ -120,7 +144,7 @@ class CorrectionRepository:
             if correction is None:
                 return
             live = select(Dataset.id).where(
-                Dataset.guild_id == (correction.guild_id or 0), Dataset.name == self.DATASET
+                Dataset.guild_id == (correction.guild_id or 0), Dataset.name == CORRECTIONS_DATASET
             )
             await session.execute(
                 delete(DatasetExample).where(

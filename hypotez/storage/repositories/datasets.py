@@ -13,7 +13,17 @@ from sqlalchemy import Text, and_, case, cast, func, insert, literal, select, up
 from sqlalchemy.exc import IntegrityError
 
 from hypotez.errors import InvalidInputError, NotFoundError
-from hypotez.storage.models import BotReply, Correction, Dataset, DatasetExample, Feedback, utcnow
+from hypotez.storage.models import (
+    BotReply,
+    Correction,
+    Dataset,
+    DatasetExample,
+    Feedback,
+    ReviewItem,
+    ReviewKind,
+    ReviewStatus,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -405,13 +415,28 @@ class DatasetRepository:
         return rows
 
     async def corrections_for_build(
-        self, guild_id: int, *, since: dt.datetime | None, channel_id: int | None, model: str | None
+        self,
+        guild_id: int,
+        *,
+        since: dt.datetime | None,
+        channel_id: int | None,
+        model: str | None,
+        include_pending: bool = False,
     ) -> list[Correction]:
-        """Corrections in a guild, optionally since a time, in a channel, of one model's replies."""
+        """Approved corrections in a guild (and pending ones with ``include_pending``; rejected ones never),
+        optionally since a time, in a channel, of one model's replies."""
         query = (
             select(Correction)
             .join(BotReply, BotReply.id == Correction.reply_id)
-            .where(Correction.guild_id == guild_id, BotReply.guild_id == guild_id)
+            .join(
+                ReviewItem,
+                (ReviewItem.correction_id == Correction.id) & (ReviewItem.kind == ReviewKind.CORRECTION.value),
+            )
+            .where(
+                Correction.guild_id == guild_id,
+                BotReply.guild_id == guild_id,
+                ReviewItem.status.in_(_usable(include_pending)),
+            )
         )
         if since is not None:
             query = query.where(Correction.updated_at >= since)
@@ -423,9 +448,16 @@ class DatasetRepository:
             return list((await session.scalars(query.order_by(Correction.id))).all())
 
     async def rated_replies(
-        self, guild_id: int, *, since: dt.datetime | None, channel_id: int | None, model: str | None
+        self,
+        guild_id: int,
+        *,
+        since: dt.datetime | None,
+        channel_id: int | None,
+        model: str | None,
+        include_pending: bool = False,
     ) -> list[tuple[BotReply, list[tuple[str, int]]]]:
-        """Replies with feedback under the same filters, each with its ``(kind, rating)`` pairs.
+        """Replies with approved feedback (and pending with ``include_pending``) under the same filters, each with
+        its ``(kind, rating)`` pairs.
 
         Both the feedback and the reply must belong to ``guild_id``: feedback left in one guild on another guild's
         reply never brings that conversation into this guild's datasets.
@@ -433,7 +465,12 @@ class DatasetRepository:
         query = (
             select(Feedback.reply_id, Feedback.kind, Feedback.rating)
             .join(BotReply, BotReply.id == Feedback.reply_id)
-            .where(Feedback.guild_id == guild_id, BotReply.guild_id == guild_id)
+            .join(ReviewItem, (ReviewItem.feedback_id == Feedback.id) & (ReviewItem.kind == ReviewKind.RATING.value))
+            .where(
+                Feedback.guild_id == guild_id,
+                BotReply.guild_id == guild_id,
+                ReviewItem.status.in_(_usable(include_pending)),
+            )
         )
         if since is not None:
             query = query.where(Feedback.created_at >= since)
@@ -456,3 +493,8 @@ class DatasetRepository:
                 )
             ).all()
         return [(reply, ratings[reply.id]) for reply in replies if reply.id in ratings]
+
+
+def _usable(include_pending: bool) -> list[str]:
+    """The review statuses a dataset build takes: approved, and pending on request; never rejected."""
+    return [ReviewStatus.APPROVED.value, *([ReviewStatus.PENDING.value] if include_pending else [])]

@@ -9,7 +9,8 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hypotez.errors import InvalidInputError
-from hypotez.storage.models import BotReply, Correction, Feedback, utcnow
+from hypotez.storage.models import BotReply, Correction, DatasetExample, Feedback, ReviewKind, utcnow
+from hypotez.storage.repositories.reviews import open_item
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -36,15 +37,22 @@ class ModelFeedbackStats:
         return self.thumbs_up / total if total else None
 
 
+def _no_examples(_: Correction) -> list[DatasetExample]:
+    return []  # a rating's examples are made when a dataset is built
+
+
 class FeedbackRepository:
     """Thumbs on replies and 1-5 ratings with comments."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def rate(self, reply: BotReply, *, author_id: int, up: bool) -> Feedback:
-        """A member's thumb on a reply; pressing again replaces their earlier thumb."""
-        return await self._put(reply, author_id=author_id, kind="thumbs", rating=1 if up else -1, comment=None)
+    async def rate(self, reply: BotReply, *, author_id: int, up: bool, trusted: bool = False) -> Feedback:
+        """A member's thumb on a reply; pressing again replaces their earlier thumb (and sends it back to review,
+        unless ``trusted``)."""
+        return await self._put(
+            reply, author_id=author_id, kind="thumbs", rating=1 if up else -1, comment=None, trusted=trusted
+        )
 
     async def add_rating(
         self,
@@ -55,12 +63,15 @@ class FeedbackRepository:
         rating: int,
         comment: str | None,
         reply: BotReply | None,
+        trusted: bool = False,
     ) -> Feedback:
         """A 1-5 rating with a comment: about one reply (a member's later rating replaces theirs) or general."""
         if not 1 <= rating <= 5:
             raise InvalidInputError("A rating is a whole number from 1 to 5.")
         if reply is not None:
-            return await self._put(reply, author_id=author_id, kind="rating", rating=rating, comment=comment or None)
+            return await self._put(
+                reply, author_id=author_id, kind="rating", rating=rating, comment=comment or None, trusted=trusted
+            )
         async with self._db.session() as session, session.begin():
             feedback = Feedback(
                 reply_id=None,
@@ -75,9 +86,12 @@ class FeedbackRepository:
             session.add(feedback)
         return feedback
 
-    async def _put(self, reply: BotReply, *, author_id: int, kind: str, rating: int, comment: str | None) -> Feedback:
+    async def _put(
+        self, reply: BotReply, *, author_id: int, kind: str, rating: int, comment: str | None, trusted: bool
+    ) -> Feedback:
         """Insert or replace a member's feedback of one kind on a reply (one row each: a unique constraint;
-        a concurrent double click that loses the insert replaces the winner's row instead)."""
+        a concurrent double click that loses the insert replaces the winner's row instead), with its review
+        item: the rating makes the reply a training example only once curators approve it."""
         for attempt in range(2):
             try:
                 async with self._db.session() as session, session.begin():
@@ -100,6 +114,17 @@ class FeedbackRepository:
                     existing.rating = rating
                     existing.comment = comment
                     existing.created_at = utcnow()
+                    await session.flush()
+                    await open_item(
+                        session,
+                        kind=ReviewKind.RATING,
+                        guild_id=reply.guild_id,
+                        author_id=author_id,
+                        reply_id=reply.id,
+                        feedback_id=existing.id,
+                        trusted=trusted,
+                        examples=_no_examples,
+                    )
                 return existing
             except IntegrityError:
                 if attempt:
