@@ -29,6 +29,8 @@ class Key(enum.StrEnum):
     CORRECTION_VIEW = "hz.cv"
     CORRECTION_UNDO = "hz.cu"
     FEEDBACK_MODAL = "hz.fm"
+    FEEDBACK_PAGE = "hz.fp"
+    FEEDBACK_NEEDS = "hz.fn"
     JOB_CANCEL = "hz.jc"
     JOB_REFRESH = "hz.jr"
     TRANSCRIPT_CORRECT = "hz.tc"
