@@ -278,3 +278,34 @@ async def hz(bot_settings: Settings, openai_fake: FakeOpenAI) -> AsyncIterator[R
     """hypotez running offline, on SQLite (and PostgreSQL when configured)."""
     async with running_hypotez(bot_settings, openai_fake) as running:
         yield running
+
+
+#: A curator of the test server who made nothing themselves (so approving anyone's item is allowed).
+CURATOR_ID = 1_100_000_000_000_000_399
+
+
+async def approve_pending(app: App, guild_id: int | None = None, *, curator_id: int | None = None) -> int:
+    """A curator approves every pending item of the review queue (of ``guild_id``, default the test server), as
+    they would with /review; returns how many.  For tests whose subject is what happens after review."""
+    from sqlalchemy import select
+
+    from hypotez.storage.models import ReviewItem, ReviewStatus
+    from hypotez.storage.repositories import ReviewRepository
+    from tests.fakes.interactions import GUILD_ID
+
+    guild = GUILD_ID if guild_id is None else guild_id
+    reviews = app.get(ReviewRepository)
+    policy = await reviews.policy(guild)
+    async with app.get(Database).session() as session:
+        pending = list(
+            (
+                await session.scalars(
+                    select(ReviewItem.id).where(
+                        ReviewItem.guild_id == guild, ReviewItem.status == ReviewStatus.PENDING.value
+                    )
+                )
+            ).all()
+        )
+    for item_id in pending:
+        await reviews.vote(item_id, guild_id=guild, curator_id=curator_id or CURATOR_ID, vote="approve", policy=policy)
+    return len(pending)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from hypotez.ml.datasets.examples import examples_from_correction
 from hypotez.storage.models import BotReply, Correction, Feedback
-from tests.conftest import running_hypotez
+from tests.conftest import approve_pending, running_hypotez
 from tests.fakes.interactions import (
     ADMIN_MEMBER,
     ADMIN_USER_ID,
@@ -65,7 +65,11 @@ async def test_context_menu_opens_prefilled_modal_and_submit_stores_correction_a
     assert correction.author_id == USER_ID
     assert correction.context == [{"role": "user", "content": "Capital of Australia?"}]
     assert correction.source == "modal"
+    assert "A curator reviews it" in submitted.content
 
+    # Pending: nothing trains on it yet.  A curator approves it: its examples enter the live dataset.
+    assert await hz.services.corrections.examples(correction.id) == []
+    assert await approve_pending(hz.app) == 1
     chat, preference = sorted(await hz.services.corrections.examples(correction.id), key=lambda e: e.kind)
     assert chat.kind == "chat"
     assert chat.messages == [
@@ -97,6 +101,7 @@ async def test_second_correction_by_same_member_replaces_and_others_are_kept(hz:
     corrections = await _corrections(hz)
     assert {(c.author_id, c.corrected_text) for c in corrections} == {(USER_ID, "Four."), (ADMIN_USER_ID, "2+2 = 4")}
     mine = next(c for c in corrections if c.author_id == USER_ID)
+    assert await approve_pending(hz.app) == 2  # one item per member's correction, the replaced one reused
     examples = await hz.services.corrections.examples(mine.id)
     assert len(examples) == 2  # replaced, not added
     assert all("Four." in (e.preferred or e.messages[-1]["content"]) for e in examples)
@@ -326,6 +331,7 @@ async def test_long_reply_is_corrected_per_part(hz: RunningBot) -> None:
 async def test_undo_leaves_datasets_built_earlier_untouched(hz: RunningBot) -> None:
     reply_message = await _chat(hz, "Boiling point of water?", "50 °C")
     await hz.send(slash("correct", {"message_id": reply_message["id"], "correction": "100 °C at sea level"}))
+    await approve_pending(hz.app)
     await hz.send(slash("dataset", {"name": "snapshot"}, subcommand="build", user=ADMIN_MEMBER))
     snapshot = await hz.services.datasets.resolve(GUILD_ID, "snapshot")
     before = len(await hz.services.datasets.examples(snapshot.id))
@@ -353,14 +359,16 @@ async def test_concurrent_corrections_of_one_reply_store_one(hz: RunningBot) -> 
                 corrected_text=f"right {i}",
                 source="test",
                 examples=examples_from_correction,
+                trusted=True,
             )
             for i in range(4)
         )
     )
-    assert sum(1 for _, created in results if created) == 1
+    assert sum(1 for _, created, _ in results if created) == 1
     [correction] = await _corrections(hz)
     assert correction.corrected_text.startswith("right ")
     assert len(await hz.services.corrections.examples(correction.id)) == 2
+    assert len({item.id for _, _, item in results}) == 1  # one review item
 
 
 @pytest.mark.asyncio

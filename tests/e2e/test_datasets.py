@@ -28,7 +28,7 @@ from hypotez.ml.datasets import loading as loading_module
 from hypotez.ml.datasets import parsing as parsing_module
 from hypotez.storage.models import AuditEntry, Correction, Dataset, DatasetExample, Feedback
 from hypotez.storage.repositories import datasets as repositories_module
-from tests.conftest import running_hypotez
+from tests.conftest import approve_pending, running_hypotez
 from tests.fakes.interactions import (
     ADMIN_MEMBER,
     ADMIN_USER_ID,
@@ -749,8 +749,22 @@ async def test_build_from_corrections_and_feedback_exports_openai_formats(hz: Ru
     await hz.send(button("hz.down", disliked))
     await chat(hz, "Unrated", "No feedback here.")
 
+    # Nothing is reviewed yet: nothing is built, unless pending items are asked for (and labelled).
+    refused = await hz.send(slash("dataset", {"name": "gold"}, subcommand="build", user=ADMIN_MEMBER))
+    assert "No approved corrections or rated replies match" in said(refused)
+    draft = await hz.send(
+        slash("dataset", {"name": "draft", "include_pending": True}, subcommand="build", user=ADMIN_MEMBER)
+    )
+    assert "from 1 reviewed or pending correction" in said(draft)
+    assert "no curator has reviewed yet" in said(draft)
+    assert "PENDING" in ((await hz.services.datasets.resolve(GUILD_ID, "draft")).description or "")
+
+    assert await approve_pending(hz.app) == 4  # the correction and three ratings
     built = await hz.send(slash("dataset", {"name": "gold"}, subcommand="build", user=ADMIN_MEMBER))
-    assert "Built `gold` version 1: 5 examples from 1 correction and 3 rated replies." in said(built)
+    assert (
+        "Built `gold` version 1 from 1 approved correction (each a chat example and a preference pair) and "
+        "3 approved rated replies: 5 records." in said(built)
+    )
     rows = await dataset_rows(hz, "gold")
     await assert_show_counts_what_training_uses(hz, "gold")
     # The corrections dataset: a correction's chat example and pair give one supervised line, counted once.
@@ -822,6 +836,7 @@ async def test_build_filters_by_channel_model_rating_and_period(hz: RunningBot) 
         comment=None,
         reply=found[0],
     )
+    await approve_pending(hz.app)
 
     async def users_of(**filters: Any) -> list[str]:
         report = await hz.services.catalog.build(guild_id=GUILD_ID, actor_id=ADMIN_USER_ID, name="f", **filters)
@@ -832,7 +847,7 @@ async def test_build_filters_by_channel_model_rating_and_period(hz: RunningBot) 
     assert await users_of(channel_id=other_channel) == ["There?"]
     assert await users_of(min_rating=3) == ["Here?", "So-so?", "There?"]
     assert await users_of(days=1) == ["Here?", "There?"]
-    with pytest.raises(InvalidInputError, match="No corrections or rated replies match"):
+    with pytest.raises(InvalidInputError, match="No approved corrections or rated replies match"):
         await users_of(model="some-other-model")
     via_command = await hz.send(
         slash(
@@ -842,7 +857,10 @@ async def test_build_filters_by_channel_model_rating_and_period(hz: RunningBot) 
             user=ADMIN_MEMBER,
         )
     )
-    assert "Built `chan` version 1: 1 example from 0 corrections and 1 rated reply." in said(via_command)
+    assert (
+        "Built `chan` version 1 from 0 approved corrections (each a chat example and a preference pair) and "
+        "1 approved rated reply: 1 record." in said(via_command)
+    )
 
 
 @pytest.mark.asyncio
@@ -863,12 +881,13 @@ async def test_build_never_takes_another_servers_conversations(hz: RunningBot) -
                                corrected_text="March 3rd.", source="modal"))  # fmt: skip
     assert await hz.services.datasets.rated_replies(other, since=None, channel_id=None, model=None) == []
     assert await hz.services.datasets.corrections_for_build(other, since=None, channel_id=None, model=None) == []
-    with pytest.raises(InvalidInputError, match="No corrections or rated replies match"):
+    with pytest.raises(InvalidInputError, match="No approved corrections or rated replies match"):
         await hz.services.catalog.build(guild_id=other, actor_id=5, name="stolen")
     # In A, that feedback is B's and does not count either.
     assert await hz.services.datasets.rated_replies(GUILD_ID, since=None, channel_id=None, model=None) == []
     # A's own feedback on its own reply still does.
     await hz.send(button("hz.up", secret))
+    await approve_pending(hz.app)
     [(rated, ratings)] = await hz.services.datasets.rated_replies(GUILD_ID, since=None, channel_id=None, model=None)
     assert (rated.id, ratings) == (reply.id, [("thumbs", 1)])
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 
 async def seed_corrections(services: ServiceView, count: int) -> None:
-    """``count`` replies corrected by a member: the guild's ``corrections`` dataset."""
+    """``count`` replies corrected by a trusted member (approved on arrival): the guild's ``corrections``
+    dataset."""
     for i in range(count):
         reply = BotReply(
             guild_id=GUILD_ID,
@@ -36,7 +37,12 @@ async def seed_corrections(services: ServiceView, count: int) -> None:
         )
         await services.replies.add(reply, [])
         await services.corrections.upsert(
-            reply, author_id=USER_ID, corrected_text=str(2 * i), source="test", examples=examples_from_correction
+            reply,
+            author_id=USER_ID,
+            corrected_text=str(2 * i),
+            source="test",
+            examples=examples_from_correction,
+            trusted=True,
         )
 
 
