@@ -35,6 +35,14 @@ class Key(enum.StrEnum):
     JOB_REFRESH = "hz.jr"
     TRANSCRIPT_CORRECT = "hz.tc"
     TRANSCRIPT_MODAL = "hz.tm"
+    #: The review queue (each carries the review item's id).
+    REVIEW_APPROVE = "hz.ra"
+    REVIEW_REJECT = "hz.rr"
+    REVIEW_REJECT_MODAL = "hz.rrm"
+    REVIEW_EDIT = "hz.re"
+    REVIEW_EDIT_MODAL = "hz.rem"
+    REVIEW_SKIP = "hz.rs"
+    REVIEW_CORRECT = "hz.rc"
 
 
 #: Largest id argument accepted (Discord snowflakes and database ids fit in 63 bits).
