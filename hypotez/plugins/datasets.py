@@ -23,7 +23,7 @@ from hypotez.plugins._checks import STAFF_IN_SERVERS, guild_area, require_in_ser
 from hypotez.plugins._deadlines import finish
 from hypotez.storage.files import DATASETS, DataDirectory, human_size
 from hypotez.storage.models import ReviewKind, ReviewStatus
-from hypotez.storage.repositories import ReviewRepository
+from hypotez.storage.repositories import DatasetCounts, ReviewRepository
 from hypotez.voice.transcripts import Transcripts
 
 loader = lightbulb.Loader()
@@ -205,10 +205,11 @@ class DatasetList(
             return
         lines: list[str] = []
         for ds, counts in summaries:
-            labels = " · ".join(f"{n:,} {label}" for label, n in counts.by("label").items()) or "empty"
             flag = " (archived)" if ds.archived_at is not None else ""
+            held = "; ".join(contents(counts).split("\n")[:2]) if counts.total else "empty"
             lines.append(
-                f"• `{ds.name}` v{ds.version}{flag}: {counts.total:,} examples ({labels}), ~{counts.tokens:,} tokens"
+                f"• `{ds.name}` v{ds.version}{flag}: {_count(counts.total, 'record')} ({held}), "
+                f"~{counts.tokens:,} tokens"
             )
         text = "\n".join(lines)
         if len(text) > 1900:
@@ -223,16 +224,48 @@ def _sample(record: dict[str, Any] | None) -> str:
     return f"```json\n{text[:900]}{'…' if len(text) > 900 else ''}\n```"
 
 
+_ORIGINS = {"correction": "correction", "feedback": "rated reply", "upload": "uploaded record"}
+
+
+def contents(counts: DatasetCounts) -> str:
+    """What a version holds, in what members made: chat examples to follow or to avoid, preference pairs (which
+    are neither), and where they came from."""
+    follow = sum(n for (kind, label, _), (n, _) in counts.groups.items() if kind == "chat" and label == "positive")
+    avoid = sum(n for (kind, label, _), (n, _) in counts.groups.items() if kind == "chat" and label == "negative")
+    pairs = sum(n for (kind, _, _), (n, _) in counts.groups.items() if kind == "preference")
+    lines: list[str] = []
+    if follow or avoid:
+        parts = [f"{follow:,} to follow"] if follow else []
+        parts += [f"{avoid:,} to avoid"] if avoid else []
+        lines.append(f"{_count(follow + avoid, 'chat example')} ({', '.join(parts)})")
+    if pairs:
+        lines.append(_count(pairs, "preference pair"))
+    # Where they came from, counted as members made them: a correction gives one chat example and one pair, a
+    # rated reply one chat example; uploaded records count one each.
+    origins: dict[str, int] = {}
+    for (kind, _, origin), (n, _) in counts.groups.items():
+        if origin in {"correction", "feedback"} and kind != "chat":
+            continue
+        origins[origin] = origins.get(origin, 0) + n
+    if origins:
+        lines.append(
+            "from " + ", ".join(f"{n:,} {_plural(n, _ORIGINS.get(origin, origin))}" for origin, n in origins.items())
+        )
+    return "\n".join(lines) or "—"
+
+
+def _plural(n: int, noun: str) -> str:
+    return _count(n, noun).split(" ", 1)[1]
+
+
 def description_embed(info: DatasetDescription) -> hikari.Embed:
     """The ``/dataset show`` embed."""
     ds = info.dataset
     title = f"{ds.name} · version {ds.version}" + (" (archived)" if ds.archived_at is not None else "")
     embed = hikari.Embed(title=title[:256], description=(ds.description or "")[:1000] or None)
     counts = info.counts
-    embed.add_field("Examples", f"{counts.total:,} (~{counts.tokens:,} tokens)", inline=True)
-    for field_name in ("label", "origin", "kind"):
-        values = counts.by(field_name)
-        embed.add_field(f"By {field_name}", "\n".join(f"{k}: {v:,}" for k, v in values.items()) or "—", inline=True)
+    embed.add_field("Records", f"{_count(counts.total, 'record')} (~{counts.tokens:,} tokens)", inline=True)
+    embed.add_field("Contents", contents(counts), inline=True)
     embed.add_field(
         "For training",
         f"supervised: {info.supervised:,} (~{info.supervised_tokens:,} tokens)\npreference pairs: {info.preference:,}",

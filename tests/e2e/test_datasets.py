@@ -903,7 +903,7 @@ async def test_list_and_show(hz: RunningBot) -> None:
     await upload(hz, "b.txt", b"Bad?\tAnswer.\n", positive=False)
 
     listed = await hz.send(slash("dataset", subcommand="list", user=ADMIN_MEMBER))
-    assert "• `basics` v2: 4 examples (1 negative · 3 positive)" in said(listed)
+    assert "• `basics` v2: 4 records (3 chat examples (2 to follow, 1 to avoid); 1 preference pair)" in said(listed)
 
     shown = await hz.send(slash("dataset", {"name": "basics"}, subcommand="show", user=ADMIN_MEMBER))
     assert shown.response_type == DEFERRED  # deferred before any work
@@ -911,9 +911,8 @@ async def test_list_and_show(hz: RunningBot) -> None:
     [embed] = sent_embeds(shown)
     assert embed["title"] == "basics · version 2"
     fields = {f["name"]: f["value"] for f in embed["fields"]}
-    assert fields["By label"] == "negative: 1\npositive: 3"
-    assert fields["By origin"] == "upload: 4"
-    assert fields["By kind"] == "chat: 3\npreference: 1"
+    # What members made, in their words: a preference pair is neither to follow nor to avoid.
+    assert fields["Contents"] == "3 chat examples (2 to follow, 1 to avoid)\n1 preference pair\nfrom 4 uploaded records"
     assert fields["Versions"] == "v1, v2"
     assert "supervised: 3" in fields["For training"]
     assert "preference pairs: 1" in fields["For training"]
@@ -921,7 +920,8 @@ async def test_list_and_show(hz: RunningBot) -> None:
     assert "Be brief." in fields["Sample (supervised)"]
     assert "Canberra." in fields["Sample (preference)"]
     tokens = sum(r.token_count for r in await dataset_rows(hz, "basics"))
-    assert fields["Examples"] == f"4 (~{tokens:,} tokens)"
+    assert fields["Records"] == f"4 records (~{tokens:,} tokens)"
+    assert fields["Review queue (this server)"] == "nothing yet"
     await assert_show_counts_what_training_uses(hz, "basics")
 
     names = await hz.send(autocomplete("dataset", {"name": "bas"}, "name", subcommand="show", user=ADMIN_MEMBER))

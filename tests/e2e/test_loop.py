@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from tests.conftest import running_hypotez
+from tests.conftest import approve_pending, running_hypotez
 from tests.fakes.interactions import ADMIN_MEMBER, Attachment, slash
 from tests.fakes.tiny_model import LOOP_HYPERPARAMETERS, make_tiny_model, synthetic_task
 
@@ -52,6 +52,11 @@ async def _accuracy(hz: RunningBot, model: str | None) -> float:
     return float(summary["exact_match"])
 
 
+async def review_everything(hz: RunningBot) -> int:
+    """The server's curator approves every pending correction."""
+    return await approve_pending(hz.app)
+
+
 @pytest.mark.asyncio
 async def test_corrections_train_a_model_that_learns(bot_settings: Settings, openai_fake: FakeOpenAI) -> None:
     make_tiny_model(bot_settings.data_dir / "models" / "tiny", [f"{q} {a}" for q, a in PAIRS])
@@ -68,6 +73,16 @@ async def test_corrections_train_a_model_that_learns(bot_settings: Settings, ope
             )
             assert corrected.content is not None
             assert "Correction saved" in corrected.content
+
+        # Nothing trains before a curator agrees: the corrections wait in the review queue.
+        refused = await hz.send(
+            slash(
+                "train", {"dataset": "corrections", "trainer": "local", "base_model": "local:tiny"}, user=ADMIN_MEMBER
+            )
+        )
+        assert "started" not in " ".join(str(c.json) for c in refused.followups) + str(refused.content)
+        approved = await review_everything(hz)
+        assert approved == len(PAIRS)
 
         before = await _accuracy(hz, "local:tiny")
         assert before <= 0.1
