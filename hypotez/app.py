@@ -35,6 +35,7 @@ from hypotez.plugins._components import COMPONENT, ComponentRouter
 from hypotez.plugins._deadlines import auto_defer
 from hypotez.plugins._errors import handle_command_error
 from hypotez.plugins._job_status import JobMessages
+from hypotez.plugins.review import review_notes
 from hypotez.storage import Database
 from hypotez.storage.files import DataDirectory
 from hypotez.storage.repositories import (
@@ -308,7 +309,11 @@ async def assemble(
     """Wire services, the lightbulb client, the component router and plugins onto ``bot``, with start-up and
     shutdown hooks.  ``chat`` replaces the chat backend built from the settings."""
     client = lightbulb.client_from_app(
-        bot, default_enabled_guilds=settings.command_guilds, sync_commands=sync_commands, hooks=[auto_defer]
+        bot,
+        default_enabled_guilds=settings.command_guilds,
+        sync_commands=sync_commands,
+        # Every command: deferred before Discord's 3 s; then the member hears what curators decided on their work.
+        hooks=[auto_defer, review_notes],
     )
     router = ComponentRouter(client, bot)
     app = Hypotez(bot=bot, client=client, router=router)

@@ -86,9 +86,11 @@ async def store_correction(
     *,
     caller: Caller,
     source: str,
+    rest: hikari.api.RESTClient,
 ) -> tuple[str, hikari.api.MessageActionRowBuilder]:
-    """Store a correction and put it in the review queue (approved on arrival for a trusted role); returns the
-    acknowledgement, in plain words, and its View / Undo buttons."""
+    """Store a correction and put it in the review queue (approved on arrival for a trusted role; posted in the
+    server's review channel when it has one); returns the acknowledgement, in plain words, and its View / Undo
+    buttons."""
     if not corrected.strip():
         raise InvalidInputError("A correction cannot be empty.")
     if corrected == reply.content:
@@ -110,6 +112,10 @@ async def store_correction(
         target=f"reply:{reply.id}",
         details={"correction_id": correction.id, "source": source, "review_item": item.id, "status": item.status},
     )
+    if item.status == ReviewStatus.PENDING:
+        from hypotez.plugins.review import post_to_review_channel  # the review plugin opens correction boxes
+
+        await post_to_review_channel(rest, reviews, item.id)
     verb = "saved" if created else "updated (it replaces your earlier one)"
     if item.status == ReviewStatus.APPROVED:
         fate = "Your role is trusted here, so it is approved: the next model trained on this server learns from it."
@@ -140,7 +146,9 @@ async def submit_correction(
     if not 0 <= start <= end <= len(reply.content):
         raise InvalidInputError("This correction box does not match the reply any more. Open it again.")
     corrected = reply.content[:start] + ctx.value(_TEXT) + reply.content[end:]
-    text, receipt = await store_correction(corrections, reviews, audit, reply, corrected, caller=caller, source="modal")
+    text, receipt = await store_correction(
+        corrections, reviews, audit, reply, corrected, caller=caller, source="modal", rest=ctx.client.rest
+    )
     await ctx.respond(text, components=[receipt], ephemeral=True)
 
 
@@ -221,7 +229,7 @@ class Correct(
             return
         assert reply is not None
         text, receipt = await store_correction(
-            corrections, reviews, audit, reply, corrected, caller=caller, source=source
+            corrections, reviews, audit, reply, corrected, caller=caller, source=source, rest=ctx.client.rest
         )
         await ctx.respond(text, components=[receipt], ephemeral=True)
 
