@@ -28,7 +28,6 @@ from hypotez.permissions import Caller
 from hypotez.plugins._checks import IN_SERVERS, OUTSIDE_SERVER, require, require_in_server
 from hypotez.plugins._components import ComponentContext, ModalContext, button, button_row, handler, text_input
 from hypotez.plugins._delivery import NO_MENTIONS
-from hypotez.plugins.corrections import TEXT_INPUT_LIMIT, correction_modal
 from hypotez.storage.models import ReviewKind, ReviewStatus
 from hypotez.storage.repositories import AuditLog, ReviewRepository
 
@@ -51,6 +50,8 @@ _LOGGER = logging.getLogger(__name__)
 loader = lightbulb.Loader()
 
 _TEXT = "text"
+#: Discord's limit on a text input's value.
+_TEXT_INPUT_LIMIT = 4000
 _REASON = "reason"
 #: Discord's limit on a message's content.
 _MESSAGE_LIMIT = 2000
@@ -320,9 +321,13 @@ async def review_notes(
 
 async def post_to_review_channel(rest: hikari.api.RESTClient, reviews: ReviewRepository, item_id: int) -> bool:
     """Post a new pending item in its server's review channel, with the review buttons (nothing when the server
-    has no review channel or the item is not pending); ``True`` when posted.  Call it after storing the item."""
+    has no review channel or the item is not pending; an item posted already has its post brought up to date);
+    ``True`` when posted now.  Call it after storing the item."""
     context = await reviews.context(item_id)
     if context is None or context.item.guild_id is None or context.item.status != ReviewStatus.PENDING:
+        return False
+    if context.item.posted_message_id is not None:  # posted already (a replaced correction keeps its post)
+        await refresh_review_post(rest, reviews, item_id)
         return False
     policy = await reviews.policy(context.item.guild_id)
     if policy.channel_id is None:
@@ -516,12 +521,12 @@ async def open_edit(ctx: ComponentContext, caller: Caller, reviews: ReviewReposi
     if context.item.kind != ReviewKind.CORRECTION or context.correction is None:
         raise InvalidInputError("Only corrections can be edited.")
     text = context.correction.corrected_text
-    if len(text) > TEXT_INPUT_LIMIT:
+    if len(text) > _TEXT_INPUT_LIMIT:
         raise InvalidInputError(
             f"This correction is {len(text):,} characters, more than an edit box holds. Approve or reject it as it is."
         )
     rows: list[hikari.api.ComponentBuilder] = [
-        text_input(_TEXT, "Corrected reply", value=text, paragraph=True, max_length=TEXT_INPUT_LIMIT)
+        text_input(_TEXT, "Corrected reply", value=text, paragraph=True, max_length=_TEXT_INPUT_LIMIT)
     ]
     await ctx.respond_with_modal(
         f"Edit and approve #{context.item.id}", build_key(Key.REVIEW_EDIT_MODAL, context.item.id), rows
@@ -551,6 +556,9 @@ async def skip(ctx: ComponentContext, caller: Caller, reviews: ReviewRepository)
 @handler(loader, Key.REVIEW_CORRECT, capability=Capability.CURATE, arity=(1,))
 async def correct_flagged(ctx: ComponentContext, caller: Caller, reviews: ReviewRepository) -> None:
     """A reply marked as wrong: the normal correction box (submitting it settles the flag)."""
+    # Imported here: the corrections plugin imports this module (to post new items in the review channel).
+    from hypotez.plugins.corrections import correction_modal
+
     context = await _item_here(reviews, ctx.key.int_arg(), caller)
     if context.reply is None:
         raise NotFoundError("reply", context.item.reply_id or 0, "That reply no longer exists here.")
