@@ -24,7 +24,7 @@ if TYPE_CHECKING:
         ReplyRepository,
     )
 
-__all__ = ["Assistant", "ChatBackends", "PreparedChat"]
+__all__ = ["EMPTY", "FAILED", "OK", "Assistant", "ChatBackends", "PreparedChat", "outcome_of"]
 
 
 class ChatBackends:
@@ -204,13 +204,11 @@ class Assistant:
         )
 
     async def answer(self, prepared: PreparedChat, *, on_text: TextCallback | None = None) -> ChatResult:
-        """Ask the model; streams into ``on_text`` when given.  An empty answer is an error, not a reply."""
-        result = await prepared.backend.complete(
+        """Ask the model; streams into ``on_text`` when given.  An empty answer is returned as it is (see
+        :func:`outcome_of`): it is stored like any other, so members can write the answer it should have been."""
+        return await prepared.backend.complete(
             prepared.messages, prepared.model, stream=on_text is not None, on_text=on_text
         )
-        if not result.content.strip():
-            raise BackendError("The model returned an empty reply. Try rephrasing, or another model.")
-        return result
 
     async def record(
         self,
@@ -221,7 +219,8 @@ class Assistant:
         interaction_id: int | None = None,
         delivery: str = "messages",
     ) -> BotReply:
-        """Store a delivered reply with the exact messages that produced it."""
+        """Store a delivered reply with the exact messages that produced it (an empty answer with the outcome
+        ``empty``)."""
         reply = BotReply(
             guild_id=prepared.guild_id,
             channel_id=prepared.channel_id,
@@ -234,8 +233,45 @@ class Assistant:
             user_text=prepared.user_text,
             content=result.content,
             delivery=delivery,
+            outcome=outcome_of(result),
             latency_ms=result.latency_ms,
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
         )
         return await self._replies.add(reply, parts)
+
+    async def record_failure(
+        self,
+        prepared: PreparedChat,
+        parts: Sequence[MessagePart],
+        *,
+        latency_ms: int,
+        interaction_id: int | None = None,
+    ) -> BotReply:
+        """Store the reply the model could not give (the backend failed): no content, outcome ``failed``, the
+        conversation that was sent, and the message telling the member, so they can write the answer."""
+        reply = BotReply(
+            guild_id=prepared.guild_id,
+            channel_id=prepared.channel_id,
+            interaction_id=interaction_id,
+            author_id=prepared.author_id,
+            parent_id=prepared.parent.id if prepared.parent is not None else None,
+            backend=prepared.backend.name,
+            model=prepared.model,
+            prompt_messages=[dict(m) for m in prepared.messages],
+            user_text=prepared.user_text,
+            content="",
+            delivery="messages",
+            outcome=FAILED,
+            latency_ms=latency_ms,
+        )
+        return await self._replies.add(reply, parts)
+
+
+#: :attr:`BotReply.outcome` of a reply the model gave, of an empty one, and of one the backend failed to give.
+OK, EMPTY, FAILED = "ok", "empty", "failed"
+
+
+def outcome_of(result: ChatResult) -> str:
+    """``ok``, or ``empty`` when the model answered nothing but whitespace."""
+    return OK if result.content.strip() else EMPTY

@@ -1,5 +1,6 @@
-"""Delivering a model's answer to Discord: streamed edits, long replies split or attached, errors shown
-ephemerally, and the reply stored only once it was delivered."""
+"""Delivering a model's answer to Discord: streamed edits, long replies split or attached, and the reply stored
+once it was delivered — an empty answer or a failed backend too (outcome ``empty`` / ``failed``), shown as such
+with the usual buttons so members can write the answer the model could not give."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import hikari
 
+from hypotez.ml.assistant import EMPTY, outcome_of
 from hypotez.plugins._errors import describe_error
 from hypotez.storage.repositories import MessagePart
 from hypotez.text import MESSAGE_LIMIT, split_text
@@ -18,13 +20,17 @@ if TYPE_CHECKING:
     from hypotez.ml.assistant import Assistant, PreparedChat
     from hypotez.storage.models import BotReply
 
-__all__ = ["NO_MENTIONS", "ChannelTarget", "InteractionTarget", "ReplyTarget", "deliver"]
+__all__ = ["EMPTY_TEXT", "FAILED_TEXT", "NO_MENTIONS", "ChannelTarget", "InteractionTarget", "ReplyTarget", "deliver"]
 
 #: A model's answer pings nobody, whatever it says (``@everyone``, ``<@id>``, ``<@&role>``).
 NO_MENTIONS: Final[dict[str, Any]] = {"user_mentions": False, "role_mentions": False, "mentions_everyone": False}
 #: Longer replies than this many messages are attached as a file with a preview instead.
 MAX_PARTS = 4
 PREVIEW_CHARS = 1500
+#: What a reply the model gave no answer in says (under it, the usual buttons: ✏️ Correct opens an empty box).
+EMPTY_TEXT = "The model gave no answer. You can write the answer it should have given: ✏️ Correct"
+#: What a reply says when the model service failed (why, in plain words, goes to the member alone if it can).
+FAILED_TEXT = "⚠️ The model could not answer this time. You can write the answer it should have given: ✏️ Correct"
 
 
 class ReplyTarget(Protocol):
@@ -47,6 +53,15 @@ class ReplyTarget(Protocol):
 
     async def fail(self, message: str) -> None:
         """Replace the in-progress answer with an error that only the member sees (where possible)."""
+        ...
+
+    @property
+    def whispers(self) -> bool:
+        """Whether :meth:`whisper` tells the member alone (the answer is public, and only they asked)."""
+        ...
+
+    async def whisper(self, message: str) -> None:
+        """Tell the member something that only they see, beside the answer."""
         ...
 
 
@@ -83,6 +98,13 @@ class InteractionTarget:
             )
             ids.append(int(message.id))
         return ids
+
+    @property
+    def whispers(self) -> bool:
+        return not self.ephemeral
+
+    async def whisper(self, message: str) -> None:
+        await self.interaction.execute(message, flags=hikari.MessageFlag.EPHEMERAL, **NO_MENTIONS)
 
     async def fail(self, message: str) -> None:
         if self.ephemeral:
@@ -143,10 +165,20 @@ class ChannelTarget:
         ids = [int(first.id)]
         for index, part in enumerate(parts[1:], start=1):
             message = await self.rest.create_message(
-                self.channel_id, part, components=components if index == last else hikari.UNDEFINED
+                self.channel_id, part, components=components if index == last else hikari.UNDEFINED, **NO_MENTIONS
             )
             ids.append(int(message.id))
         return ids
+
+    @property
+    def whispers(self) -> bool:
+        return False  # a channel reply has no message only its author sees
+
+    async def whisper(self, message: str) -> None:
+        await self.rest.create_message(
+            self.channel_id, message, reply=self.reply_to, user_mentions=False, role_mentions=False,
+            mentions_everyone=False,
+        )  # fmt: skip
 
     async def fail(self, message: str) -> None:
         if self._placeholder is not None:
@@ -180,9 +212,12 @@ async def deliver(
 ) -> BotReply | None:
     """Ask the model, stream into ``target``, post the final answer and store it.
 
-    Returns ``None`` (storing nothing) when the model failed; the member then sees why.
+    Returns the stored reply when the model answered.  When it answered nothing, or the backend failed, the
+    member is shown that, with ``components`` (the usual reply buttons), and invited to write the answer it
+    should have given; the reply is stored all the same (outcome ``empty`` or ``failed``) so that ✏️ Correct
+    and "Correct this reply" work on it, and ``None`` is returned: there is no answer to speak or continue.
     """
-    last_edit = time.monotonic()
+    last_edit = started = time.monotonic()
 
     async def on_text(text: str) -> None:
         nonlocal last_edit
@@ -195,7 +230,24 @@ async def deliver(
     try:
         result = await assistant.answer(prepared, on_text=on_text)
     except Exception as exc:
-        await target.fail(describe_error(exc, where=f"chat with {prepared.model}"))
+        reason = describe_error(exc, where=f"chat with {prepared.model}")
+        latency_ms = int((time.monotonic() - started) * 1000)
+        if target.whispers:
+            # The channel sees that there is no answer; only the member sees why.
+            ids = await target.send_parts([FAILED_TEXT], components)
+            await target.whisper(reason)
+        else:
+            ids = await target.send_parts([f"{FAILED_TEXT}\n-# {reason}"], components)
+        await assistant.record_failure(
+            prepared, [MessagePart(ids[0], 0, 0)], latency_ms=latency_ms, interaction_id=interaction_id
+        )
+        return None
+
+    if outcome_of(result) == EMPTY:
+        ids = await target.send_parts([EMPTY_TEXT], components)
+        await assistant.record(
+            prepared, result, [MessagePart(ids[0], 0, len(result.content))], interaction_id=interaction_id
+        )
         return None
 
     content = result.content

@@ -301,7 +301,8 @@ async def test_feedback_modal_and_stats(hz: RunningBot) -> None:
     [field] = stats.embeds[0]["fields"]
     assert field["name"] == "gpt-4o-mini"
     assert "👍 1 · 👎 0 · approval 100%" in field["value"]
-    assert "ratings 1 (mean 2.0/5) · corrections 1" in field["value"]
+    assert "1 rating (mean 2.0/5) · 1 correction" in field["value"]
+    assert "General feedback (not about a reply): 1 rating, mean 4.0/5" in stats.embeds[0]["description"]
 
 
 @pytest.mark.asyncio
