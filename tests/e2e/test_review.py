@@ -3,15 +3,13 @@ review channel, and what the authors are told."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from hypotez.permissions import Caller
-from hypotez.plugins.review import deliver_review_notes, post_to_review_channel
+from hypotez.plugins.review import post_to_review_channel
 from hypotez.storage.models import Dataset, DatasetExample, ReviewItem, ReviewKind, ReviewVote
 from hypotez.storage.repositories import ReviewRepository
 from hypotez.storage.repositories.reviews import open_item
@@ -507,18 +505,20 @@ async def test_the_author_gets_a_dm_when_opted_in(hz: RunningBot) -> None:
     assert [c.status for c in hz.rest.calls_to("POST", "/users/@me/channels")] == [200, 403]
     assert len(hz.rest.calls_to("POST", f"/channels/{dm_channel}/messages")) == 1  # only the first one
     assert not (await _item(hz, refused.id)).notified
+    later = await hz.send(slash("review", {"dm": True}, subcommand="notify"))
+    [note] = _notes(later)
+    assert "“Capital of Brazil?” was not accepted by" in note
+    assert note.endswith(": It is Brasília.")
+    assert (await _item(hz, refused.id)).notified
 
 
-class _RecordingContext:
-    """What deliver_review_notes needs of a command context: it has answered, and it sends a follow-up."""
-
-    def __init__(self) -> None:
-        self.initial_response_sent = asyncio.Event()
-        self.initial_response_sent.set()
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    async def respond(self, content: str, **kwargs: Any) -> None:
-        self.sent.append((content, kwargs))
+def _notes(result: InteractionResult) -> list[str]:
+    """The follow-ups of a command that tell the member what curators decided."""
+    return [
+        str((c.json or {}).get("content"))
+        for c in result.followups
+        if "decided" in str((c.json or {}).get("content")) and c.method == "POST"
+    ]
 
 
 @pytest.mark.asyncio
@@ -526,16 +526,31 @@ async def test_decisions_are_delivered_once_with_the_next_command(hz: RunningBot
     item = await _correct(hz, "Capital of Brazil?", "Rio.", "São Paulo.")
     await hz.send(modal_submit(f"hz.rrm:{item.id}", {"reason": "It is Brasília."}, user=ADMIN_MEMBER))
     assert hz.rest.calls_to("POST", "/users/@me/channels") == []  # not opted in: no DM
-    caller = Caller(user_id=USER_ID, guild_id=GUILD_ID, channel_id=0)
-    ctx = _RecordingContext()
-    assert await deliver_review_notes(ctx, _reviews(hz), caller) == 1  # type: ignore[arg-type]
-    [(text, options)] = ctx.sent
-    assert text == (
+    assert not (await _item(hz, item.id)).notified
+
+    # The curator's own commands tell the curator nothing: the decision is the member's news.
+    assert _notes(await hz.send(slash("review", subcommand="stats", user=ADMIN_MEMBER))) == []
+    later = await hz.send(slash("review", {"dm": False}, subcommand="notify"))
+    assert "next time you use a command" in (later.content or "")
+    [note] = _notes(later)
+    assert note == (
         "A curator decided:\n• Your correction of the reply to “Capital of Brazil?” was not accepted by "
         f"<@{ADMIN_USER_ID}>: It is Brasília."
     )
-    assert options["ephemeral"] is True
-    assert options["user_mentions"] is False
+    [call] = [c for c in later.followups if c.method == "POST"]
+    assert int((call.json or {}).get("flags") or 0) & EPHEMERAL
+    assert (call.json or {})["allowed_mentions"]["parse"] == []
     assert (await _item(hz, item.id)).notified
-    assert await deliver_review_notes(ctx, _reviews(hz), caller) == 0  # type: ignore[arg-type]
-    assert len(ctx.sent) == 1
+    assert _notes(await hz.send(slash("review", {"dm": False}, subcommand="notify"))) == []  # told once
+
+
+@pytest.mark.asyncio
+async def test_an_item_approved_on_arrival_is_no_news(hz: RunningBot) -> None:
+    await hz.send(slash("review", {"trusted_role": RoleRef(TRUSTED_ROLE_ID)}, subcommand="settings", user=ADMIN_MEMBER))
+    trusted = member_payload(user_payload(USER_ID, "alice"), roles=[TRUSTED_ROLE_ID])
+    item = await _correct(hz, "q", "a", "b", user=trusted)
+    assert item.status == "approved"
+    quiet = await hz.send(slash("review", {"dm": False}, subcommand="notify", user=trusted))
+    assert _notes(quiet) == []
+    assert (await _item(hz, item.id)).notified  # marked as told: the acknowledgement said it
+    assert await _reviews(hz).undelivered(USER_ID) == []
