@@ -457,3 +457,51 @@ async def test_a_private_chat_that_fails_says_why_in_the_reply_itself(hz: Runnin
     async with hz.services.db.session() as session:
         [reply] = (await session.scalars(select(BotReply))).all()
     assert reply.outcome == "failed"
+
+
+@pytest.mark.asyncio
+async def test_a_channel_reply_that_fails_is_stored_and_says_why_in_plain_words(hz: RunningBot) -> None:
+    """Gateway mode: a member replies to the bot, the model service fails; the reply is posted in the channel
+    with the usual buttons and the plain reason, and stored as failed, continuing the conversation."""
+    from hypotez.config import Settings as AppSettings
+    from hypotez.ml.assistant import Assistant
+    from hypotez.permissions import caller_from_message
+    from hypotez.plugins.chat import continue_conversation
+    from hypotez.storage.repositories import GuildSettingsRepository, ReplyRepository
+    from tests.fakes.interactions import next_snowflake
+
+    first = await _chat(hz, "hi", "hello")
+    hz.openai.fail_next(500, message="upstream node-7f3 exploded", path_contains="/chat/completions")
+    message = hz.app.bot.entity_factory.deserialize_message(
+        message_payload("and then?", author_bot=False, message_id=next_snowflake(), referenced_message=first)
+    )
+    app = hz.app
+    caller = await caller_from_message(message, app.get(AppSettings), app.get(GuildSettingsRepository))
+    answered = await continue_conversation(
+        message,
+        caller=caller,
+        replies=app.get(ReplyRepository),
+        assistant=app.get(Assistant),
+        settings=app.get(AppSettings),
+        rest=app.bot.rest,
+    )
+    assert answered is None  # no answer to speak or continue from
+    [posted] = [c.json for c in hz.rest.calls_to("POST", f"/channels/{CHANNEL_ID}/messages") if c.json]
+    assert posted["content"].startswith(FAILED_TEXT)
+    assert "failed (HTTP 500)" in posted["content"]
+    assert "node-7f3" not in posted["content"]
+    assert posted["allowed_mentions"]["parse"] == []
+    assert [c["custom_id"] for row in posted["components"] for c in row["components"]] == [
+        "hz.up",
+        "hz.down",
+        "hz.correct",
+    ]
+    async with hz.services.db.session() as session:
+        replies = (await session.scalars(select(BotReply).order_by(BotReply.id))).all()
+    assert [(r.outcome, r.content, r.user_text) for r in replies] == [
+        ("ok", "hello", "hi"),
+        ("failed", "", "and then?"),
+    ]
+    parent = replies[0]
+    assert replies[1].parent_id == parent.id
+    assert replies[1].prompt_messages[-1] == {"role": "user", "content": "and then?"}
