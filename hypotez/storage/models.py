@@ -231,8 +231,8 @@ class ReviewItem(Base):
     __tablename__ = "review_items"
     __table_args__ = (
         Index("ix_review_items_guild_status", "guild_id", "status", "id"),
-        UniqueConstraint("kind", "correction_id"),
-        UniqueConstraint("kind", "feedback_id"),
+        UniqueConstraint("kind", "correction_id", name="uq_review_items_kind_correction_id"),
+        UniqueConstraint("kind", "feedback_id", name="uq_review_items_kind_feedback_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

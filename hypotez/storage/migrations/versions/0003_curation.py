@@ -55,8 +55,8 @@ def upgrade() -> None:
             ["reply_id"], ["bot_replies.id"], name=op.f("fk_review_items_reply_id_bot_replies"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_review_items")),
-        sa.UniqueConstraint("kind", "correction_id", name=op.f("uq_review_items_kind")),
-        sa.UniqueConstraint("kind", "feedback_id", name=op.f("uq_review_items_kind")),
+        sa.UniqueConstraint("kind", "correction_id", name=op.f("uq_review_items_kind_correction_id")),
+        sa.UniqueConstraint("kind", "feedback_id", name=op.f("uq_review_items_kind_feedback_id")),
     )
     with op.batch_alter_table("review_items", schema=None) as batch_op:
         batch_op.create_index("ix_review_items_guild_status", ["guild_id", "status", "id"], unique=False)
