@@ -28,8 +28,9 @@ class Turn:
 
 
 def turns_from_replies(replies: Sequence[BotReply]) -> list[Turn]:
-    """Earlier exchanges, reconstructed from stored replies (oldest first)."""
-    return [Turn(user=r.user_text, assistant=r.content) for r in replies]
+    """Earlier exchanges, reconstructed from stored replies (oldest first); a reply the model did not give (empty,
+    or the backend failed) is left out rather than sent back as an empty answer."""
+    return [Turn(user=r.user_text, assistant=r.content) for r in replies if r.content.strip()]
 
 
 def _cost(message: ChatMessage) -> int:

@@ -64,11 +64,12 @@ def correction_modal(reply: BotReply, part: ReplyMessage | None) -> tuple[str, s
     """``(title, custom_id, rows)`` of the box prefilled with the reply (or the part clicked)."""
     start, end = correction_span(reply, part)
     whole = start == 0 and end == len(reply.content)
+    unanswered = not reply.content.strip()  # the model gave nothing, or the backend failed
     rows: list[hikari.api.ComponentBuilder] = [
         text_input(
             _TEXT,
-            "Corrected reply" if whole else "Corrected part",
-            value=reply.content[start:end],
+            "The answer it should have given" if unanswered else "Corrected reply" if whole else "Corrected part",
+            value=reply.content[start:end] or None,
             paragraph=True,
             max_length=TEXT_INPUT_LIMIT,
         )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import func, select
 
+from hypotez.plugins._delivery import FAILED_TEXT
 from hypotez.storage.models import BotReply, ReplyMessage
 from tests.fakes.interactions import ADMIN_MEMBER, CHANNEL_ID, GUILD_ID, USER_ID, autocomplete, slash
 
@@ -188,20 +189,25 @@ async def test_unicode_round_trips_unchanged(hz: RunningBot) -> None:
     ],
 )
 @pytest.mark.asyncio
-async def test_backend_errors_end_in_an_ephemeral_message_and_store_nothing(
+async def test_backend_errors_tell_the_member_why_and_keep_the_question_to_be_answered(
     hz: RunningBot, status: int, expected: str
 ) -> None:
     hz.openai.fail_next(
         status, times=5, path_contains="/chat/completions", headers={"retry-after": "0"} if status == 429 else None
     )
     result = await hz.send(slash("chat", {"message": "hello"}))
-    # The public "thinking" message is removed, and only the member sees why.
-    assert hz.rest.calls_to("DELETE", "/messages/@original")
+    # The channel sees a neutral note with the reply buttons (the answer can be taught); only the member sees why.
+    original = result.original_message
+    assert original is not None
+    assert original["content"] == FAILED_TEXT
+    custom_ids = [c["custom_id"] for row in original["components"] for c in row["components"]]
+    assert custom_ids == ["hz.up", "hz.down", "hz.correct"]
     posted = [c.json for c in result.followups if c.method == "POST" and isinstance(c.json, dict)]
     assert posted[-1]["flags"] & 64
     assert expected in posted[-1]["content"]
     assert "sk-test-key" not in posted[-1]["content"]
-    assert await _replies(hz) == []
+    [stored] = await _replies(hz)
+    assert (stored.outcome, stored.content, stored.user_text) == ("failed", "", "hello")
 
 
 @pytest.mark.asyncio
@@ -211,7 +217,7 @@ async def test_backend_timeout_ends_in_an_ephemeral_message(hz: RunningBot) -> N
     assert any("did not answer in time" in t for t in _texts_of_token(hz, result.token or ""))
     assert result.original_message is not None
     assert "did not answer in time" in result.original_message["content"]
-    assert await _replies(hz) == []
+    assert [r.outcome for r in await _replies(hz)] == ["failed"]
 
 
 @pytest.mark.asyncio

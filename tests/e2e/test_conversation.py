@@ -139,7 +139,7 @@ async def test_replying_to_the_bot_continues_after_a_restart(bot_settings: Setti
 
 
 @pytest.mark.asyncio
-async def test_reply_in_channel_reports_backend_errors_and_stores_nothing(hz: RunningBot) -> None:
+async def test_reply_in_channel_reports_backend_errors_and_keeps_the_question(hz: RunningBot) -> None:
     hz.openai.reply_with("first")
     result = await hz.send(slash("chat", {"message": "hi"}))
     reply_message = result.original_message
@@ -152,7 +152,10 @@ async def test_reply_in_channel_reports_backend_errors_and_stores_nothing(hz: Ru
     posted = hz.rest.calls_to("POST", f"/channels/{CHANNEL_ID}/messages")
     assert posted[-1].json is not None
     assert "failed (HTTP 500)" in posted[-1].json["content"]
-    assert len(await _replies(hz)) == 1
+    # The question the model could not answer is kept, marked failed, to be corrected.
+    first, failed = await _replies(hz)
+    assert first.outcome == "ok"
+    assert (failed.outcome, failed.content, failed.parent_id) == ("failed", "", first.id)
 
 
 def test_context_budget_drops_oldest_turns_first() -> None:

@@ -370,8 +370,8 @@ async def test_an_empty_answer_is_stored_shown_and_correctable(hz: RunningBot) -
 
     opened = await hz.send(message_command("Correct this reply", shown))
     assert opened.modal is not None
-    assert not opened.modal.input("Corrected reply").value  # nothing to prefill
-    saved = await hz.send(opened.modal.submit({"Corrected reply": "Canberra is the capital of Australia."}))
+    assert not opened.modal.input("The answer it should have given").value  # nothing to prefill
+    saved = await hz.send(opened.modal.submit({"The answer it should have given": "Canberra is the capital of Australia."}))
     assert saved.content is not None
     assert "Correction saved" in saved.content
     async with hz.services.db.session() as session:
@@ -383,7 +383,7 @@ async def test_an_empty_answer_is_stored_shown_and_correctable(hz: RunningBot) -
     # The ✏️ under it opens the same (empty) box; the stats count the empty answer against its model.
     pencil = await hz.send(button("hz.correct", shown, user=ADMIN_MEMBER))
     assert pencil.modal is not None
-    assert not pencil.modal.input("Corrected reply").value
+    assert not pencil.modal.input("The answer it should have given").value
     stats = await hz.send(slash("feedback", subcommand="stats", user=ADMIN_MEMBER))
     [field] = stats.embeds[0]["fields"]
     assert "1 correction · 1 empty answer" in field["value"]
@@ -420,8 +420,8 @@ async def test_a_failed_backend_is_stored_as_failed_and_correctable_without_upst
     assert f"hz.correct:{reply.id}" in _ids(down)
     opened = await hz.send(button("hz.correct", shown))
     assert opened.modal is not None
-    assert not opened.modal.input("Corrected reply").value
-    saved = await hz.send(opened.modal.submit({"Corrected reply": "4"}))
+    assert not opened.modal.input("The answer it should have given").value
+    saved = await hz.send(opened.modal.submit({"The answer it should have given": "4"}))
     assert saved.content is not None
     assert "Correction saved" in saved.content
     items = await _items(hz)

@@ -46,11 +46,14 @@ def content_hash(payload: object) -> str:
 
 
 def examples_from_correction(correction: Correction) -> list[DatasetExample]:
-    """The supervised example and the preference pair a correction yields (not yet attached to a dataset)."""
+    """The supervised example and the preference pair a correction yields (not yet attached to a dataset).
+
+    A correction of a reply the model could not give (empty, or the backend failed) yields the chat example only:
+    a pair preferring an answer over nothing teaches preference training nothing."""
     context = [dict(m) for m in correction.context]
     chat = [*context, {"role": "assistant", "content": correction.corrected_text}]
     ref = f"correction:{correction.id}"
-    return [
+    examples = [
         DatasetExample(
             kind="chat",
             label="positive",
@@ -74,6 +77,7 @@ def examples_from_correction(correction: Correction) -> list[DatasetExample]:
             ),
         ),
     ]
+    return examples if correction.original_text.strip() else examples[:1]
 
 
 def chat_example(messages: list[dict[str, str]], *, label: str, origin: str, ref: str | None) -> DatasetExample:
