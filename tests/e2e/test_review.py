@@ -196,6 +196,14 @@ async def test_a_rejected_correction_never_enters_the_dataset_and_build_leaves_i
     assert f"correction:{good.correction_id}" in refs
     assert f"correction:{bad.correction_id}" not in refs
 
+    # /dataset show counts the queue as members made it: one pending, one approved, one rejected.
+    await _correct(hz, "Smallest prime?", "1.", "2.")
+    shown = await hz.send(slash("dataset", {"name": "corrections"}, subcommand="show", user=ADMIN_MEMBER))
+    [embed] = [e for call in shown.followups for e in (call.json or {}).get("embeds", [])] or shown.embeds
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Review queue (this server)"] == "3 corrections: 1 pending, 1 approved, 1 rejected"
+    assert fields["Records"].startswith("2 records")  # the approved one: a chat example and a pair
+
 
 @pytest.mark.asyncio
 async def test_two_approvals_policy_needs_a_second_curator(hz: RunningBot) -> None:
