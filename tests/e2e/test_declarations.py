@@ -17,7 +17,19 @@ if TYPE_CHECKING:
     from tests.conftest import RunningBot
 
 #: Commands about one server's data or settings: offered in servers only.
-SERVER_ONLY = {"admin", "archive", "dataset", "getfile", "jobs", "prompt", "test", "review", "train", "vocabulary", "voice"}
+SERVER_ONLY = {
+    "admin",
+    "archive",
+    "dataset",
+    "getfile",
+    "jobs",
+    "prompt",
+    "test",
+    "review",
+    "train",
+    "vocabulary",
+    "voice",
+}
 #: Of those, the ones for staff: hidden from members without Administrator until the server changes that.
 STAFF = {"admin", "archive", "dataset", "getfile", "jobs", "test", "train"}
 

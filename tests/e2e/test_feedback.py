@@ -371,7 +371,9 @@ async def test_an_empty_answer_is_stored_shown_and_correctable(hz: RunningBot) -
     opened = await hz.send(message_command("Correct this reply", shown))
     assert opened.modal is not None
     assert not opened.modal.input("The answer it should have given").value  # nothing to prefill
-    saved = await hz.send(opened.modal.submit({"The answer it should have given": "Canberra is the capital of Australia."}))
+    saved = await hz.send(
+        opened.modal.submit({"The answer it should have given": "Canberra is the capital of Australia."})
+    )
     assert saved.content is not None
     assert "Correction saved" in saved.content
     async with hz.services.db.session() as session:
