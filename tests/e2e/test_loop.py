@@ -19,8 +19,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from tests.conftest import approve_pending, running_hypotez
-from tests.fakes.interactions import ADMIN_MEMBER, Attachment, slash
+from tests.conftest import running_hypotez
+from tests.fakes.interactions import ADMIN_MEMBER, Attachment, button, slash
 from tests.fakes.tiny_model import LOOP_HYPERPARAMETERS, make_tiny_model, synthetic_task
 
 if TYPE_CHECKING:
@@ -53,8 +53,21 @@ async def _accuracy(hz: RunningBot, model: str | None) -> float:
 
 
 async def review_everything(hz: RunningBot) -> int:
-    """The server's curator approves every pending correction."""
-    return await approve_pending(hz.app)
+    """The server's curator goes through the queue with /review next, approving each item with its button (the
+    answer to a press is the same message showing the next item); returns how many were approved."""
+    shown = await hz.send(slash("review", subcommand="next", user=ADMIN_MEMBER))
+    approved = 0
+    while True:
+        ids = [c["custom_id"] for row in shown.components for c in row["components"]]
+        approve = next((i for i in ids if i.startswith("hz.ra:")), None)
+        if approve is None:
+            assert "Nothing to review" in (shown.content or ""), shown.content
+            return approved
+        message = shown.original_message
+        assert message is not None
+        shown = await hz.send(button(approve, message, user=ADMIN_MEMBER))
+        assert "You approved" in (shown.content or "")
+        approved += 1
 
 
 @pytest.mark.asyncio
