@@ -221,23 +221,15 @@ class Assistant:
     ) -> BotReply:
         """Store a delivered reply with the exact messages that produced it (an empty answer with the outcome
         ``empty``)."""
-        reply = BotReply(
-            guild_id=prepared.guild_id,
-            channel_id=prepared.channel_id,
-            interaction_id=interaction_id,
-            author_id=prepared.author_id,
-            parent_id=prepared.parent.id if prepared.parent is not None else None,
-            backend=prepared.backend.name,
-            model=prepared.model,
-            prompt_messages=[dict(m) for m in prepared.messages],
-            user_text=prepared.user_text,
+        reply = _reply_row(
+            prepared,
             content=result.content,
-            delivery=delivery,
             outcome=outcome_of(result),
+            delivery=delivery,
             latency_ms=result.latency_ms,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
+            interaction_id=interaction_id,
         )
+        reply.prompt_tokens, reply.completion_tokens = result.prompt_tokens, result.completion_tokens
         return await self._replies.add(reply, parts)
 
     async def record_failure(
@@ -250,22 +242,32 @@ class Assistant:
     ) -> BotReply:
         """Store the reply the model could not give (the backend failed): no content, outcome ``failed``, the
         conversation that was sent, and the message telling the member, so they can write the answer."""
-        reply = BotReply(
-            guild_id=prepared.guild_id,
-            channel_id=prepared.channel_id,
+        reply = _reply_row(
+            prepared, content="", outcome=FAILED, delivery="messages", latency_ms=latency_ms,
             interaction_id=interaction_id,
-            author_id=prepared.author_id,
-            parent_id=prepared.parent.id if prepared.parent is not None else None,
-            backend=prepared.backend.name,
-            model=prepared.model,
-            prompt_messages=[dict(m) for m in prepared.messages],
-            user_text=prepared.user_text,
-            content="",
-            delivery="messages",
-            outcome=FAILED,
-            latency_ms=latency_ms,
-        )
+        )  # fmt: skip
         return await self._replies.add(reply, parts)
+
+
+def _reply_row(
+    prepared: PreparedChat, *, content: str, outcome: str, delivery: str, latency_ms: int, interaction_id: int | None
+) -> BotReply:
+    """The stored reply to ``prepared``: who asked, where, which model, the exact messages sent."""
+    return BotReply(
+        guild_id=prepared.guild_id,
+        channel_id=prepared.channel_id,
+        interaction_id=interaction_id,
+        author_id=prepared.author_id,
+        parent_id=prepared.parent.id if prepared.parent is not None else None,
+        backend=prepared.backend.name,
+        model=prepared.model,
+        prompt_messages=[dict(m) for m in prepared.messages],
+        user_text=prepared.user_text,
+        content=content,
+        delivery=delivery,
+        outcome=outcome,
+        latency_ms=latency_ms,
+    )
 
 
 #: :attr:`BotReply.outcome` of a reply the model gave, of an empty one, and of one the backend failed to give.
