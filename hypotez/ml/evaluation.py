@@ -173,14 +173,43 @@ def _case_from_object(obj: object, line: int) -> TestCase:
     return TestCase([{"role": "user", "content": text}], expected_raw, line)
 
 
+def _load_json(text: str, where: str) -> object:
+    """``json.loads``; a :class:`json.JSONDecodeError` passes through, the other refusals are explained."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise InvalidInputError(f"{where}the JSON is nested too deeply.") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise InvalidInputError(f"{where}the JSON holds a number with too many digits.") from None
+
+
+def _check_text(case: TestCase) -> None:
+    texts = [m["content"] for m in case.messages] + ([case.expected] if case.expected is not None else [])
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                f"Line {case.line}: the text holds an invalid character (an unpaired \\u surrogate escape)."
+            ) from None
+
+
 def parse_test_data(raw: str) -> list[TestCase]:
     """Test cases from inline JSON (an object or a list of objects) or JSONL (one object per line)."""
     text = raw.strip()
     if not text:
         raise InvalidInputError("No test data given.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            "The test data holds an invalid character (an unpaired surrogate); send it as UTF-8 text."
+        ) from None
     cases: list[TestCase] = []
     try:
-        whole = json.loads(text)
+        whole = _load_json(text, "The test data cannot be read: ")
     except json.JSONDecodeError:
         whole = None
         problems: list[str] = []
@@ -188,11 +217,11 @@ def parse_test_data(raw: str) -> list[TestCase]:
             if not line.strip():
                 continue
             try:
-                cases.append(_case_from_object(json.loads(line), number))
+                cases.append(_case_from_object(_load_json(line, f"Line {number}: "), number))
             except json.JSONDecodeError as exc:
                 problems.append(f"line {number}: not valid JSON ({exc.msg})")
             except InvalidInputError as exc:
-                problems.append(str(exc))
+                problems.append(str(exc).rstrip("."))
         if problems:
             shown = "; ".join(problems[:10])
             more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
@@ -202,6 +231,8 @@ def parse_test_data(raw: str) -> list[TestCase]:
         cases = [_case_from_object(item, number) for number, item in enumerate(items, start=1)]
     if not cases:
         raise InvalidInputError("The test data holds no test cases.")
+    for case in cases:
+        _check_text(case)
     if len(cases) > MAX_CASES:
         raise InvalidInputError(f"At most {MAX_CASES} test cases at a time ({len(cases)} given).")
     return cases

@@ -56,9 +56,15 @@ async def read_text_attachment(attachment: hikari.Attachment, limit: int) -> str
         raise InvalidInputError(
             f"`{attachment.filename[:100]}` is {human_size(attachment.size)}; at most {human_size(limit)} is read."
         )
-    data = await attachment.read()
-    if len(data) > limit:
-        raise InvalidInputError(f"`{attachment.filename[:100]}` is larger than {human_size(limit)}.")
+    received = bytearray()
+    # Read as it arrives, and stop (closing the download) as soon as it runs past ``limit``: the size Discord
+    # announced is not trusted.
+    async with attachment.stream() as reader:
+        async for chunk in reader:
+            received += chunk
+            if len(received) > limit:
+                raise InvalidInputError(f"`{attachment.filename[:100]}` is larger than {human_size(limit)}.")
+    data = bytes(received)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -35,6 +35,9 @@ _MESSAGE_REF = re.compile(
     re.ASCII,
 )
 
+#: Discord ids are 64-bit signed integers.
+_MAX_SNOWFLAKE = 2**63 - 1
+
 
 def parse_message_ref(value: str) -> int:
     """The message id in ``value`` (an id or a message link)."""
@@ -43,7 +46,13 @@ def parse_message_ref(value: str) -> int:
         raise InvalidInputError(
             f"“{value[:100]}” is not a message id or link. Right-click the message → Copy Message Link (or ID)."
         )
-    return int(match["id"])
+    message_id = int(match["id"])
+    if message_id > _MAX_SNOWFLAKE:
+        raise InvalidInputError(
+            f"“{value[:100]}” is too large to be a Discord message id (at most {_MAX_SNOWFLAKE}). "
+            "Right-click the message → Copy Message Link (or ID)."
+        )
+    return message_id
 
 
 async def find_reply(replies: ReplyRepository, message_id: int, caller: Caller) -> tuple[BotReply, ReplyMessage]:

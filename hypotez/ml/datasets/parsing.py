@@ -149,6 +149,9 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
         except RecursionError:
             yield number, _BadLineError("the JSON is nested too deeply")
             continue
+        except ValueError:  # an integer of more digits than Python converts (4,300)
+            yield number, _BadLineError("the JSON holds a number with too many digits")
+            continue
         if not isinstance(value, dict):
             yield number, _BadLineError("each line must be one JSON object")
             continue
@@ -212,19 +215,28 @@ def _csv_records(path: Path) -> Iterator[tuple[int, Any]]:
                 if cells.get("label", "").strip():
                     record["label"] = cells["label"].strip()
                 if cells.get("context", "").strip():
-                    try:
-                        record["context"] = json.loads(cells["context"])
-                    except json.JSONDecodeError as exc:
-                        yield start, _BadLineError(f"the context column is not valid JSON ({exc.msg})")
+                    context = _context_cell(cells["context"])
+                    if isinstance(context, _BadLineError):
+                        yield start, context
                         continue
-                    except RecursionError:
-                        yield start, _BadLineError("the context column's JSON is nested too deeply")
-                        continue
+                    record["context"] = context
                 yield start, record
         except UnicodeDecodeError:
             yield previous_end + 1, _BadLineError("not UTF-8 text (the rest of the file was not read)")
         except csv.Error as exc:
             yield previous_end + 1, _BadLineError(f"not valid CSV ({exc})")
+
+
+def _context_cell(text: str) -> Any:
+    """The JSON in a CSV ``context`` cell, or the :class:`_BadLineError` saying why it cannot be read."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _BadLineError(f"the context column is not valid JSON ({exc.msg})")
+    except RecursionError:
+        return _BadLineError("the context column's JSON is nested too deeply")
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        return _BadLineError("the context column's JSON holds a number with too many digits")
 
 
 def example_from_record(

@@ -196,8 +196,14 @@ class DatasetRepository:
         name, _, version_text = ref.strip().partition("@")
         versions = await self.versions(guild_id, name)
         if version_text:
-            if not version_text.isdigit():
-                raise InvalidInputError(f"`{ref[:120]}`: write a version as `name@2`.")
+            if not (version_text.isascii() and version_text.isdigit()):
+                raise InvalidInputError(f"`{ref[:120]}`: write a version as `name@2` (digits 0-9 only).")
+            if len(version_text) > 18:
+                raise NotFoundError(
+                    "dataset",
+                    ref[:120],
+                    f"Dataset `{name[:100]}` has no version {version_text[:20]}…. See `/dataset show`.",
+                )
             found = next((d for d in versions if d.version == int(version_text)), None)
             if found is None:
                 raise NotFoundError(
