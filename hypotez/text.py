@@ -1,8 +1,15 @@
-"""Splitting long text into Discord-sized messages without losing a character."""
+"""Splitting long text into Discord-sized messages without losing a character, and redacting secrets from
+text that came from elsewhere (an upstream service's error) before members see it or it is stored."""
 
 from __future__ import annotations
 
-__all__ = ["MESSAGE_LIMIT", "split_text"]
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["MESSAGE_LIMIT", "REDACTED", "REDACTED_LIMIT", "redact", "split_text"]
 
 #: Discord's limit on a message's content, in characters.
 MESSAGE_LIMIT = 2000
@@ -34,3 +41,37 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[tuple[int, int]]:
         start = end
     spans.append((start, len(text)))
     return spans
+
+
+#: What a removed secret reads as.
+REDACTED = "[redacted]"
+#: The most characters :func:`redact` keeps by default.
+REDACTED_LIMIT = 300
+
+# A header or field naming a credential, then its value (an optional scheme word such as ``Bearer`` included).
+_CREDENTIAL_FIELD = re.compile(
+    r"(?i)\b((?:proxy-)?authorization|x-api-key|api[-_ ]?key|access[-_]?token|secret|password|token)"
+    r"(\\?[\"']?\s*[:=]\s*\\?[\"']?)"
+    r"(?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;}\\]+"
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+# OpenAI-style keys: sk-..., sk-proj-..., and the like.
+_KEY = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{6,}")
+# Long runs of hex or base64 with both letters and digits: tokens, hashes, keys of other services.
+_TOKEN = re.compile(r"(?<![\w+/=-])(?=[A-Za-z0-9+/_=-]*\d)(?=[A-Za-z0-9+/_=-]*[A-Za-z])[A-Za-z0-9+/_=-]{32,}")
+
+
+def redact(text: str, *, secrets: Iterable[str | None] = (), limit: int | None = REDACTED_LIMIT) -> str:
+    """``text`` fit to show or store: every one of ``secrets`` (the configured API key, say) and anything that
+    looks like a credential — ``sk-...`` keys, ``Bearer ...`` tokens, ``Authorization:`` and ``api_key=``
+    values, long hex or base64 tokens — replaced by ``[redacted]``, then cut to ``limit`` characters (``None``
+    keeps it whole).  The full text belongs in the log only."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = _CREDENTIAL_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _KEY.sub(REDACTED, text)
+    text = _TOKEN.sub(REDACTED, text)
+    if limit is not None and len(text) > limit:
+        text = text[: max(limit - 1, 0)].rstrip() + "…"
+    return text

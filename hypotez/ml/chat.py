@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ __all__ = [
     "TextCallback",
     "backend_error_from_openai",
 ]
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class ChatMessage(TypedDict):
@@ -84,7 +87,9 @@ class ChatBackend(Protocol):
 def backend_error_from_openai(  # noqa: PLR0911 - one return per SDK error class
     exc: openai.OpenAIError, *, backend: str, model: str | None = None
 ) -> BackendError | NotFoundError:
-    """Translate an SDK error into a plain-language hypotez error (never echoing keys or bodies)."""
+    """Translate an SDK error into a plain-language hypotez error (never echoing keys or bodies: the service's
+    own text, which may quote a request header, goes to the log only)."""
+    _LOGGER.info("%s service error: %s", backend, exc)
     if isinstance(exc, openai.APITimeoutError):
         return BackendTimeoutError("The model service did not answer in time. Try again in a moment.", backend=backend)
     if isinstance(exc, openai.APIConnectionError):

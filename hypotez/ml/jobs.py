@@ -10,12 +10,13 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hypotez.errors import HypotezError, InvalidInputError, NotFoundError
 from hypotez.ml.trainers.base import JobEventRecord, JobState, JobStatus, Trainer, TrainingRequest
 from hypotez.storage.models import JobEvent, TrainingJob, utcnow
+from hypotez.text import redact
 
 if TYPE_CHECKING:
     from hypotez.storage.repositories import JobRepository
@@ -127,7 +128,10 @@ class JobTracker:
             built = await request(job_key)
             external_id = await trainer.start(built)
         except Exception as exc:
-            reason = exc.user_message if isinstance(exc, HypotezError) else "the trainer could not start the job"
+            # Stored and shown: a trainer's message may quote its service, so credentials are redacted.
+            reason = (
+                redact(exc.user_message) if isinstance(exc, HypotezError) else "the trainer could not start the job"
+            )
             await self._update(job.id, status=JobState.FAILED.value, error=reason, finished_at=utcnow())
             raise
         await self._update(job.id, external_id=external_id, status=JobState.QUEUED.value)
@@ -205,6 +209,9 @@ class JobTracker:
     async def _store(
         self, job_id: int, state: JobState, status: JobStatus, records: Sequence[JobEventRecord]
     ) -> JobUpdate:
+        if status.error is not None:
+            # Stored, shown on the status message and in the channel: never a credential the service echoed.
+            status = replace(status, error=redact(status.error))
         job, new_events, changed = await self._jobs.store_refresh(job_id, state, status, records)
         return JobUpdate(job, new_events, changed)
 

@@ -15,6 +15,7 @@ from hypotez.ml.charts import loss_chart_png
 from hypotez.ml.trainers.base import JobState
 from hypotez.plugins._components import button, button_row
 from hypotez.storage.models import utcnow
+from hypotez.text import redact
 
 if TYPE_CHECKING:
     from hypotez.ml.jobs import JobUpdate
@@ -80,7 +81,7 @@ def job_embed(job: TrainingJob, *, now: dt.datetime | None = None) -> hikari.Emb
     if job.result_model:
         embed.add_field("Model", f"`{job.result_model}` — switch with `/model use`", inline=False)
     if job.error:
-        embed.add_field("Reason", job.error[:1000], inline=False)
+        embed.add_field("Reason", redact(job.error, limit=1000), inline=False)
     embed.set_footer(f"requested by {job.requested_by} · external id {job.external_id or '—'}")
     return embed
 
@@ -143,7 +144,9 @@ class JobMessages:
                 "Switch to it with `/model use`."
             )
         elif state is JobState.FAILED:
-            text = f"<@{job.requested_by}> training job #{job.id} failed: {job.error or 'no reason given'}"
+            # Public: a reason stored before redaction existed is redacted here too.
+            reason = redact(job.error) if job.error else "no reason given"
+            text = f"<@{job.requested_by}> training job #{job.id} failed: {reason}"
         else:
             text = f"<@{job.requested_by}> training job #{job.id} was cancelled."
         await self.rest.create_message(

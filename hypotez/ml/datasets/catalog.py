@@ -409,10 +409,8 @@ class DatasetCatalog:
             raise InvalidInputError(f"`{dataset.name}` (version {dataset.version}) has no {fmt} examples.{hint}")
         train, held = await asyncio.to_thread(split_examples, records, validation)
         folder = area.root / EXPORTS
-        suffix = ".csv" if fmt == "csv" else ".jsonl"
-        stem = f"{safe_filename(dataset.name, default='dataset')}-v{dataset.version}" + (
-            "" if fmt == "csv" else f".{fmt}"
-        )
+        suffix = _SUFFIXES[fmt]
+        stem = _export_stem(dataset, fmt)
         parts = [("", train)] if not held else [(".train", train), (".validation", held)]
         writer = write_csv if fmt == "csv" else write_jsonl
 
@@ -457,17 +455,15 @@ class DatasetCatalog:
         staging = area.root / TMP / f"archive-{uuid.uuid4().hex}"
         safe = safe_filename(name, default="dataset")
         exports = area.root / EXPORTS
+        # The exports of exactly these versions, by their names (never a pattern: `faq` must not take `faq-v2`'s).
+        candidates = [exports / file for version in versions for file in _export_names(version)]
         try:
             members: list[tuple[str, Path]] = []
             for version in versions:
                 rows = await self.repository.rows(version.id)
                 members += await asyncio.to_thread(_write_version, staging, f"v{version.version}/{safe}", rows)
             exported = await asyncio.to_thread(
-                lambda: (
-                    sorted(p for p in exports.glob(f"{safe}-v*") if p.is_file() and not p.is_symlink())
-                    if exports.is_dir()
-                    else []
-                )
+                lambda: sorted(p for p in candidates if p.is_file() and not p.is_symlink())
             )
             members += [(f"exports/{p.name}", p) for p in exported]
             info = await area.archive_files(
@@ -485,6 +481,29 @@ class DatasetCatalog:
             details={"archive": info.name, "versions": [v.version for v in versions], "files": len(info.files)},
         )
         return info
+
+
+_SUFFIXES: dict[str, str] = {"openai-chat": ".jsonl", "preference": ".jsonl", "csv": ".csv"}
+_PARTS = ("", ".train", ".validation")
+
+
+def _export_stem(dataset: Dataset, fmt: str) -> str:
+    """The file stem of a version's export, one version's alone: ``<name>-v<version>``, and where the name is
+    not a file name as it stands (``x.`` and ``x`` both reduce to ``x``) ``<reduced>-v<version>-<id>`` — which
+    no plain name's stem (always ending ``-v<digits>``) can be."""
+    safe = safe_filename(dataset.name, default="dataset")
+    stem = f"{safe}-v{dataset.version}" + ("" if safe == dataset.name else f"-{dataset.id}")
+    return stem if fmt == "csv" else f"{stem}.{fmt}"
+
+
+def _export_names(dataset: Dataset) -> list[str]:
+    """Every file name an export of this version can have: each format, whole or split, and its zip bundle."""
+    names: list[str] = []
+    for fmt, suffix in _SUFFIXES.items():
+        stem = _export_stem(dataset, fmt)
+        names += [f"{stem}{part}{suffix}" for part in _PARTS]
+        names.append(f"{safe_filename(stem)}.zip")
+    return names
 
 
 def _unique(examples: Sequence[DatasetExample]) -> tuple[list[DatasetExample], int]:

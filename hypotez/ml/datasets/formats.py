@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPORT_FORMATS",
     "ExportFormat",
+    "csv_cell",
     "csv_rows",
     "preference_records",
     "split_examples",
@@ -34,6 +35,8 @@ EXPORT_FORMATS: tuple[ExportFormat, ...] = ("openai-chat", "preference", "csv")
 
 _T = TypeVar("_T")
 _CSV_COLUMNS: tuple[str, ...] = ("prompt", "completion", "label", "origin", "context")
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _pair(row: Example) -> tuple[str, str]:
@@ -152,13 +155,21 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
         partial.unlink(missing_ok=True)
 
 
+def csv_cell(value: object) -> str:
+    """A cell as written to a CSV file: one a spreadsheet would run as a formula (starting with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return) gets a leading ``'``, as OWASP recommends."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def write_csv(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Rows to a CSV file, every field quoted and neutralised (:func:`csv_cell`): members' chat text is in it."""
     partial = path.with_name(path.name + ".partial")
     try:
         with partial.open("w", encoding="utf-8", newline="") as out:
-            writer = csv.DictWriter(out, fieldnames=list(_CSV_COLUMNS))
+            writer = csv.DictWriter(out, fieldnames=list(_CSV_COLUMNS), quoting=csv.QUOTE_ALL)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

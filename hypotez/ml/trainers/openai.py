@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import logging
 from typing import TYPE_CHECKING, Any, cast
 
 import openai
@@ -18,11 +19,14 @@ import openai
 from hypotez.errors import BackendAuthError, InvalidInputError, NotFoundError
 from hypotez.ml.chat import backend_error_from_openai
 from hypotez.ml.trainers.base import JobEventRecord, JobState, JobStatus, TrainingMethod, TrainingRequest
+from hypotez.text import redact
 
 if TYPE_CHECKING:
     from openai.types.fine_tuning import FineTuningJob
 
 __all__ = ["OPENAI_NEW_JOBS_END", "OpenAITrainer"]
+
+_LOGGER = logging.getLogger(__name__)
 
 #: OpenAI accepts no new fine-tuning jobs from this day on.
 OPENAI_NEW_JOBS_END = dt.date(2027, 1, 6)
@@ -74,12 +78,18 @@ class OpenAITrainer:
         if today >= OPENAI_NEW_JOBS_END and _is_openai(str(self.client.base_url)):
             raise BackendAuthError(FORBIDDEN, backend=self.name, status=403)
 
+    def _shown(self, text: str, *, limit: int | None = 300) -> str:
+        """The service's text as members see it and it is stored: the API key and credentials redacted, cut."""
+        return redact(text, secrets=[self.client.api_key], limit=limit)
+
     def _error(self, exc: openai.OpenAIError) -> Exception:
         if isinstance(exc, openai.PermissionDeniedError):
             return BackendAuthError(FORBIDDEN, backend=self.name, status=403)
         if isinstance(exc, openai.BadRequestError):
             detail = _as_dict(exc.body).get("message")
-            return InvalidInputError(f"The fine-tuning service refused the job: {detail or 'bad request'}")
+            _LOGGER.warning("the fine-tuning service refused a request: %s", detail or exc)
+            shown = self._shown(str(detail)) if detail else "bad request"
+            return InvalidInputError(f"The fine-tuning service refused the job: {shown}")
         return backend_error_from_openai(exc, backend=self.name)
 
     async def _existing(self, marks: dict[str, str]) -> str | None:
@@ -156,7 +166,9 @@ class OpenAITrainer:
         state = _STATES.get(job.status, JobState.RUNNING)
         error = None
         if job.error is not None and state is JobState.FAILED:
-            error = job.error.message or job.error.code or "the job failed"
+            full = job.error.message or job.error.code or "the job failed"
+            _LOGGER.warning("fine-tuning job %s failed: %s", external_id, full)
+            error = self._shown(full)
         elif state is JobState.FAILED:
             error = "the job failed"
         return JobStatus(
@@ -183,7 +195,7 @@ class OpenAITrainer:
                     JobEventRecord(
                         external_id=event.id,
                         created_at=dt.datetime.fromtimestamp(event.created_at, dt.UTC),
-                        message=event.message,
+                        message=self._shown(event.message, limit=1000),
                         level=event.level,
                         kind=event.type or "message",
                         data=data,
