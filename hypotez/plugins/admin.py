@@ -65,6 +65,11 @@ class AdminGrant(
     async def invoke(
         self, ctx: lightbulb.Context, caller: Caller, guild_settings: GuildSettingsRepository, audit: AuditLog
     ) -> None:
+        if Capability(self.capability) is Capability.ADMIN and int(self.role.id) == _guild(caller):
+            raise InvalidInputError(
+                "Refused: that role is @everyone, so every member of this server would get `admin` (and with it "
+                "every capability, including granting more). Grant `admin` to a role only trusted members hold."
+            )
         roles = await _change(caller, guild_settings, audit, self.capability, self.role, grant=True)
         note = (
             " Listing an open capability restricts it to the listed roles."
@@ -90,11 +95,28 @@ class AdminRevoke(
 
     @lightbulb.invoke
     async def invoke(
-        self, ctx: lightbulb.Context, caller: Caller, guild_settings: GuildSettingsRepository, audit: AuditLog
+        self,
+        ctx: lightbulb.Context,
+        caller: Caller,
+        settings: Settings,
+        guild_settings: GuildSettingsRepository,
+        audit: AuditLog,
     ) -> None:
+        guild_id = _guild(caller)
+        role_id = int(self.role.id)
+        from_file = sorted(settings.guild_roles(guild_id).get(Capability(self.capability), []))
+        stored = (await guild_settings.effective(guild_id, 0)).capability_roles.get(self.capability, [])
+        if role_id not in stored and role_id in from_file:
+            raise InvalidInputError(
+                f"<@&{role_id}> holds `{self.capability}` through the settings file, not through `/admin grant`; "
+                "nothing was changed and the role keeps it. Remove the grant from the settings file (this "
+                "server's capability roles) and restart the bot to take it away."
+            )
         roles = await _change(caller, guild_settings, audit, self.capability, self.role, grant=False)
-        rest = ", ".join(f"<@&{r}>" for r in roles) if roles else "its default holders"
-        await ctx.respond(f"`{self.capability}` now goes to {rest}.", ephemeral=True, role_mentions=False)
+        holders = sorted({*roles, *from_file})
+        rest = ", ".join(f"<@&{r}>" for r in holders) + " (and administrators)" if holders else "its default holders"
+        note = f" The settings file still grants it to {', '.join(f'<@&{r}>' for r in from_file)}." if from_file else ""
+        await ctx.respond(f"`{self.capability}` now goes to {rest}.{note}", ephemeral=True, role_mentions=False)
 
 
 @admin.register

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from alembic import command
 from alembic.config import Config
@@ -15,9 +15,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from hypotez.errors import StorageError
+from hypotez.errors import InvalidInputError, StorageError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.engine import Connection
 
 __all__ = ["Database", "MigrationState"]
@@ -58,6 +60,28 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in cast("Sequence[object]", value))
+    if isinstance(value, dict):
+        return any(_has_nul(v) for v in cast("dict[object, object]", value).values())
+    return False
+
+
+def _refuse_nul(
+    _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _executemany: bool
+) -> tuple[str, Any]:
+    """PostgreSQL text cannot hold NUL characters: refuse them before any database sees them (SQLite too, so
+    every database answers the same)."""
+    if _has_nul(parameters):
+        raise InvalidInputError(
+            "The text holds a NUL character (\\x00), which cannot be stored. Remove it and try again."
+        )
+    return statement, parameters
+
+
 class Database:
     """One async engine and its session factory.
 
@@ -85,6 +109,7 @@ class Database:
             raise StorageError(f"The database URL {self.url_display} is not usable: {exc}.") from None
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+        event.listen(self.engine.sync_engine, "before_cursor_execute", _refuse_nul, retval=True)
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> AsyncSession:

@@ -178,6 +178,11 @@ class DataDirectory:
             raise InvalidInputError(
                 f"`{_show(raw)}` is not a regular file (a device, pipe or socket); it is not served."
             )
+        if info.st_nlink > 1:
+            raise InvalidInputError(
+                f"`{_show(raw)}` has other names (hard links) that may lie outside {self._where}; it is not served. "
+                "Copy the file instead of linking it."
+            )
         if info.st_size > limit:
             raise InvalidInputError(
                 f"`{_show(raw)}` is {human_size(info.st_size)}; files over {human_size(limit)} cannot be sent "
