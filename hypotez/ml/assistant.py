@@ -218,6 +218,7 @@ class Assistant:
         *,
         interaction_id: int | None = None,
         delivery: str = "messages",
+        private: bool = False,
     ) -> BotReply:
         """Store a delivered reply with the exact messages that produced it (an empty answer with the outcome
         ``empty``)."""
@@ -228,6 +229,7 @@ class Assistant:
             delivery=delivery,
             latency_ms=result.latency_ms,
             interaction_id=interaction_id,
+            private=private,
         )
         reply.prompt_tokens, reply.completion_tokens = result.prompt_tokens, result.completion_tokens
         return await self._replies.add(reply, parts)
@@ -239,20 +241,29 @@ class Assistant:
         *,
         latency_ms: int,
         interaction_id: int | None = None,
+        private: bool = False,
     ) -> BotReply:
         """Store the reply the model could not give (the backend failed): no content, outcome ``failed``, the
         conversation that was sent, and the message telling the member, so they can write the answer."""
         reply = _reply_row(
             prepared, content="", outcome=FAILED, delivery="messages", latency_ms=latency_ms,
-            interaction_id=interaction_id,
+            interaction_id=interaction_id, private=private,
         )  # fmt: skip
         return await self._replies.add(reply, parts)
 
 
 def _reply_row(
-    prepared: PreparedChat, *, content: str, outcome: str, delivery: str, latency_ms: int, interaction_id: int | None
+    prepared: PreparedChat,
+    *,
+    content: str,
+    outcome: str,
+    delivery: str,
+    latency_ms: int,
+    interaction_id: int | None,
+    private: bool = False,
 ) -> BotReply:
-    """The stored reply to ``prepared``: who asked, where, which model, the exact messages sent."""
+    """The stored reply to ``prepared``: who asked, where, which model, the exact messages sent (``private``:
+    only its author saw it)."""
     return BotReply(
         guild_id=prepared.guild_id,
         channel_id=prepared.channel_id,
@@ -267,6 +278,7 @@ def _reply_row(
         delivery=delivery,
         outcome=outcome,
         latency_ms=latency_ms,
+        private=private,
     )
 
 

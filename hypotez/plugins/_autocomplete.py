@@ -82,12 +82,16 @@ def choices(values: Sequence[str]) -> list[hikari.impl.AutocompleteChoiceBuilder
 
 @bounded
 async def model_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str], assistant: Assistant = lightbulb.di.INJECTED
+    ctx: lightbulb.AutocompleteContext[str],
+    caller: Caller = lightbulb.di.INJECTED,
+    assistant: Assistant = lightbulb.di.INJECTED,
 ) -> None:
-    """Models offered for a ``model`` option: the guild's trained ones, then the backend's."""
+    """Models offered for a ``model`` option: the caller's server's trained ones (to members who may chat
+    there; none in DMs, nor any other server's), then the base models."""
     typed = str(ctx.focused.value or "").lower()
+    guild_id = caller.guild_id if caller.can(Capability.CHAT) else None
     # Discord drops an answer after 3 s: the backend's list comes from a cache refreshed in the background.
-    names = await assistant.model_choices(ctx.interaction.guild_id, wait=AUTOCOMPLETE_BUDGET)
+    names = await assistant.model_choices(guild_id, wait=AUTOCOMPLETE_BUDGET)
     # Discord takes at most 25 choices, each name and value at most 100 characters.
     matches = [n for n in names if typed in n.lower() and len(n) <= 100][:25]
     await ctx.respond([hikari.impl.AutocompleteChoiceBuilder(name=n, value=n) for n in matches])

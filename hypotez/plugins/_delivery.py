@@ -239,14 +239,22 @@ async def deliver(
         else:
             ids = await target.send_parts([f"{FAILED_TEXT}\n-# {reason}"], components)
         await assistant.record_failure(
-            prepared, [MessagePart(ids[0], 0, 0)], latency_ms=latency_ms, interaction_id=interaction_id
+            prepared,
+            [MessagePart(ids[0], 0, 0)],
+            latency_ms=latency_ms,
+            interaction_id=interaction_id,
+            private=target.ephemeral,
         )
         return None
 
     if outcome_of(result) == EMPTY:
         ids = await target.send_parts([EMPTY_TEXT], components)
         await assistant.record(
-            prepared, result, [MessagePart(ids[0], 0, len(result.content))], interaction_id=interaction_id
+            prepared,
+            result,
+            [MessagePart(ids[0], 0, len(result.content))],
+            interaction_id=interaction_id,
+            private=target.ephemeral,
         )
         return None
 
@@ -266,4 +274,6 @@ async def deliver(
         )
         parts = [MessagePart(ids[0], 0, len(content))]
         delivery = "file"
-    return await assistant.record(prepared, result, parts, interaction_id=interaction_id, delivery=delivery)
+    return await assistant.record(
+        prepared, result, parts, interaction_id=interaction_id, delivery=delivery, private=target.ephemeral
+    )

@@ -32,19 +32,20 @@ _LOGGER = logging.getLogger(__name__)
 THREAD_TYPES = frozenset({hikari.ChannelType.GUILD_PUBLIC_THREAD, hikari.ChannelType.GUILD_PRIVATE_THREAD})
 
 
-async def _thread_parent(ctx: lightbulb.Context, replies: ReplyRepository) -> BotReply | None:
+async def _thread_parent(
+    ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository, *, private: bool
+) -> BotReply | None:
     """In a thread, ``/chat`` continues the conversation the thread holds.
 
     A thread opened on a message has that message's id, so a thread the bot opened on a reply leads back to it.
+    Only the caller's server's replies continue, and only public ones: a private turn (``/chat private:true``)
+    is no one else's context — it continues only in its author's own private turns.
     """
-    channel = ctx.interaction.channel
-    if channel.type not in THREAD_TYPES:
+    if ctx.interaction.channel.type not in THREAD_TYPES or caller.guild_id is None:
         return None
-    latest = await replies.latest_in_channel(int(ctx.channel_id))
-    if latest is not None:
-        return latest
-    found = await replies.by_message(int(ctx.channel_id), guild_id=ctx.guild_id, user_id=int(ctx.user.id))
-    return found[0] if found is not None else None
+    return await replies.latest_in_thread(
+        int(ctx.channel_id), guild_id=caller.guild_id, user_id=caller.user_id, private=private
+    )
 
 
 @loader.command
@@ -80,7 +81,7 @@ class Chat(
             guild_id=caller.guild_id,
             channel_id=caller.channel_id,
             author_id=caller.user_id,
-            parent=await _thread_parent(ctx, replies),
+            parent=await _thread_parent(ctx, caller, replies, private=self.private),
             model=self.model,
             here=caller.here,
         )
@@ -212,8 +213,8 @@ async def continue_conversation(
     found = await replies.by_message(
         int(reference.id), guild_id=caller.guild_id, user_id=caller.user_id, channel_id=caller.channel_id
     )
-    if found is None or not caller.can(Capability.CHAT):
-        return None
+    if found is None or found[0].private or not caller.can(Capability.CHAT):
+        return None  # a private reply is never continued in public
     parent, _ = found
     target = ChannelTarget(rest, int(message.channel_id), int(message.id))
     try:

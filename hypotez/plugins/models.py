@@ -66,6 +66,8 @@ class ModelList(
             served = await assistant.backends.backend_models()
         except Exception:
             served = []
+        # The backend serves every server's fine-tunes (one organisation): a server sees only its own, above.
+        served = [m for m in served if not m.startswith("ft:")]
         lines = [f"Active here: `{active}`", "", "**Trained**"]
         lines += [
             f"`{m.name}` · {m.backend} · from `{m.base_model}`"

@@ -149,6 +149,8 @@ class BotReply(Base):
     #: ``ok``, ``empty`` (the model answered nothing) or ``failed`` (the backend failed): stored all the same, so
     #: members can correct the answer the model could not give.
     outcome: Mapped[str] = mapped_column(String(10), default="ok")
+    #: Answered to ``/chat private:true`` (only its author saw it): never context for anyone else's turn.
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)

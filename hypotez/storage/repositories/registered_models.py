@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from hypotez.storage.models import RegisteredModel
 
@@ -18,18 +18,19 @@ __all__ = ["RegisteredModelRepository", "register_job_result"]
 
 
 class RegisteredModelRepository:
-    """Models registered for one guild, or for every guild (``guild_id`` 0)."""
+    """Models registered for one guild: each server sees its own alone."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def for_guild(self, guild_id: int | None) -> list[RegisteredModel]:
-        """The models ``guild_id`` can use (its own and every guild's), by name."""
+        """The models ``guild_id`` registered (its trained ones), by name; outside servers (``None``) none —
+        a DM gets the base models alone, never a server's."""
+        if guild_id is None:
+            return []
         async with self._db.session() as session:
             rows = await session.scalars(
-                select(RegisteredModel)
-                .where(or_(RegisteredModel.guild_id == (guild_id or 0), RegisteredModel.guild_id == 0))
-                .order_by(RegisteredModel.name)
+                select(RegisteredModel).where(RegisteredModel.guild_id == guild_id).order_by(RegisteredModel.name)
             )
             return list(rows.all())
 

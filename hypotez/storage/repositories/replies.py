@@ -12,9 +12,16 @@ from hypotez.storage.models import BotReply, ReplyMessage
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from sqlalchemy import ColumnElement
+
     from hypotez.storage.db import Database
 
 __all__ = ["MessagePart", "ReplyRepository"]
+
+
+def _seen_by(user_id: int | None) -> ColumnElement[bool]:
+    """A reply ``user_id`` saw: a public one, or one of their own private ones."""
+    return or_(BotReply.private.is_(False), BotReply.author_id == (user_id or 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +63,12 @@ class ReplyRepository:
     ) -> tuple[BotReply, ReplyMessage] | None:
         """The reply a Discord message belongs to, and that message's part — only a reply given in
         ``guild_id``; outside servers (``guild_id`` ``None``) only a reply in the caller's own DM or group DM
-        ``channel_id`` (everyone there sees it), or one of ``user_id``'s own replies."""
+        ``channel_id`` (everyone there sees it), or one of ``user_id``'s own replies.  A private reply (``/chat
+        private:true``) only its author saw is found for ``user_id`` alone."""
         query = (
             select(BotReply, ReplyMessage)
             .join(ReplyMessage, ReplyMessage.reply_id == BotReply.id)
-            .where(ReplyMessage.message_id == message_id)
+            .where(ReplyMessage.message_id == message_id, _seen_by(user_id))
         )
         if guild_id is not None:
             query = query.where(BotReply.guild_id == guild_id)
@@ -94,10 +102,26 @@ class ReplyRepository:
         chain.reverse()
         return chain
 
-    async def latest_in_channel(self, channel_id: int) -> BotReply | None:
+    async def latest_in_thread(
+        self, thread_id: int, *, guild_id: int, user_id: int, private: bool = False
+    ) -> BotReply | None:
+        """The newest turn of the conversation thread ``thread_id`` of ``guild_id`` holds: the replies given in
+        it, or the reply it was opened on (a thread opened on a message has that message's id).  Only public
+        replies continue; a private turn (``private``) may also continue ``user_id``'s own private replies."""
+        seen = BotReply.private.is_(False)
+        if private:
+            seen = or_(seen, BotReply.author_id == user_id)
+        opened_on = select(ReplyMessage.reply_id).where(ReplyMessage.message_id == thread_id)
         async with self._db.session() as session:
             return await session.scalar(
-                select(BotReply).where(BotReply.channel_id == channel_id).order_by(BotReply.id.desc()).limit(1)
+                select(BotReply)
+                .where(
+                    or_(BotReply.channel_id == thread_id, BotReply.id.in_(opened_on)),
+                    BotReply.guild_id == guild_id,
+                    seen,
+                )
+                .order_by(BotReply.id.desc())
+                .limit(1)
             )
 
     async def recent_for_author(self, channel_id: int, author_id: int, *, limit: int = 25) -> list[BotReply]:
