@@ -3,7 +3,6 @@ specific answer."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from typing import TYPE_CHECKING, Any
@@ -13,10 +12,12 @@ import pytest
 from hypotez.config import Capability, GuildPermissions
 from hypotez.errors import InvalidInputError
 from hypotez.plugins._attachments import read_text_attachment
+from hypotez.plugins._errors import handle_command_error
 from tests.conftest import running_hypotez
 from tests.fakes.interactions import ADMIN_MEMBER, GUILD_ID, Attachment, RoleRef, slash
 
 if TYPE_CHECKING:
+    import contextlib
     from collections.abc import AsyncIterator
 
     from hypotez.config import Settings
@@ -97,14 +98,34 @@ async def test_nul_characters_are_refused_clearly(hz: RunningBot) -> None:
     assert GENERIC not in text
 
 
+class _Context:
+    class command_data:
+        qualified_name = "test run"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def respond(self, content: str, *, ephemeral: bool) -> None:
+        assert ephemeral
+        if len(content) > 2000:
+            raise AssertionError("Discord refuses messages over 2,000 characters")
+        self.sent.append(content)
+
+
+class _LongRefusal(InvalidInputError):
+    def __init__(self) -> None:
+        super().__init__("The test data has problems: " + "x" * 5000)
+        self.context = _Context()
+
+
 @pytest.mark.asyncio
-async def test_a_refusal_longer_than_discord_allows_is_cut(hz: RunningBot) -> None:
-    # 60 bad lines, each quoting its long content back: the refusal runs far past 2,000 characters.
-    data = "\n".join(json.dumps({"text": "x" * 300, "expected": 1}) for _ in range(60))
-    result = await hz.send(slash("test", {"data": data, "model": "gpt-4.1-mini"}, subcommand="run", user=ADMIN_MEMBER))
-    text = said(result)
-    assert "`expected` must be text" in text
-    assert len(text) <= 2000
+async def test_a_refusal_longer_than_discord_allows_is_cut() -> None:
+    refusal = _LongRefusal()
+    await handle_command_error(refusal)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    [sent] = refusal.context.sent
+    assert sent.startswith("The test data has problems: xxx")
+    assert sent.endswith("…")
+    assert len(sent) == 2000
 
 
 class _Stream:
