@@ -69,15 +69,13 @@ async def test_a_private_turn_in_a_thread_is_not_the_next_members_context(hz: Ru
     hz.openai.reply_with(_echo_history)
     thread = next_snowflake()
     await hz.send(_chat_in_thread(thread, SECRET, private=True))
-    [secret] = await _replies(hz)
-    assert secret.private
-
     await hz.send(_chat_in_thread(thread, "What did the last person say?", user=BOB))
-    bobs = (await _replies(hz))[-1]
+    secret, bobs = await _replies(hz)
     assert bobs.author_id == BOB_ID
-    assert not bobs.private
     assert bobs.parent_id is None
     assert "hunter2" not in _sent_text(bobs)
+    assert secret.private
+    assert not bobs.private
 
     # Alice's own private turn continues her private conversation.
     await hz.send(_chat_in_thread(thread, "And mine?", private=True))
