@@ -21,6 +21,7 @@ import lightbulb
 import hypotez.plugins
 from hypotez.config import Settings
 from hypotez.errors import ConfigError
+from hypotez.keys import ModalSigner
 from hypotez.ml.assistant import Assistant, ChatBackends
 from hypotez.ml.chat import ChatBackend, OpenAICompatibleBackend
 from hypotez.ml.datasets import DatasetCatalog
@@ -315,12 +316,14 @@ async def assemble(
         # Every command: deferred before Discord's 3 s; then the member hears what curators decided on their work.
         hooks=[auto_defer, review_notes],
     )
-    router = ComponentRouter(client, bot)
+    token = settings.discord_token.get_secret_value() if settings.discord_token is not None else None
+    router = ComponentRouter(client, bot, ModalSigner.from_token(token))
     app = Hypotez(bot=bot, client=client, router=router)
 
     registry = client.di.registry_for(lightbulb.di.Contexts.DEFAULT)
     _register_services(app, registry, settings, chat)
     app.provide(registry, ComponentRouter, router)
+    app.provide(registry, ModalSigner, router.signer)
     _register_callers(client)
     client.error_handler(handle_command_error)
 

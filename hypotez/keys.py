@@ -8,12 +8,17 @@ digits only) and a malformed one is refused with :class:`MalformedKeyError`.
 
 from __future__ import annotations
 
+import base64
 import enum
+import hashlib
+import hmac
+import secrets
+import time
 from dataclasses import dataclass
 
 from hypotez.errors import InvalidInputError
 
-__all__ = ["Key", "MalformedKeyError", "ParsedKey", "build_key", "parse_key"]
+__all__ = ["ExpiredFormError", "Key", "MalformedKeyError", "ModalSigner", "ParsedKey", "build_key", "parse_key"]
 
 _SEP = ":"
 _MAX = 100
@@ -101,3 +106,58 @@ def parse_key(custom_id: str) -> ParsedKey | None:
         return ParsedKey(Key(prefix), tuple(args))
     except ValueError:
         return None
+
+
+class ExpiredFormError(InvalidInputError):
+    """A form (modal) submitted by someone it was not opened for, changed on the way, or opened too long ago."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This form was opened for someone else, has expired or was changed, so nothing was stored. "
+            "Open it again and submit it within the hour."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModalSigner:
+    """Signs the custom id of every form (modal) the bot opens for the member it is opened for, with an expiry,
+    and checks it when the form comes back: a submit replayed later, by someone else, or with its id edited is
+    refused.  Nothing is kept in memory: any process sharing ``secret`` checks any form.
+
+    ``secret`` is derived from the bot token (:meth:`from_token`), so every replica and restart of one bot agrees.
+    """
+
+    secret: bytes
+    #: Seconds a form stays valid after it was opened.
+    ttl: float = 3600.0
+
+    @classmethod
+    def from_token(cls, token: str | None) -> ModalSigner:
+        if not token:  # no token: forms still work within this process
+            return cls(secrets.token_bytes(32))
+        return cls(hmac.new(b"hypotez form ids", token.encode(), hashlib.sha256).digest())
+
+    def _mac(self, custom_id: str, user_id: int, expires: int) -> str:
+        digest = hmac.new(self.secret, f"{custom_id}|{user_id}|{expires}".encode(), hashlib.sha256).digest()
+        return base64.b32encode(digest[:10]).decode().lower()
+
+    def sign(self, custom_id: str, *, user_id: int, now: float | None = None) -> str:
+        """``custom_id`` with ``:<expiry>:<signature>`` for ``user_id``."""
+        expires = int((time.time() if now is None else now) + self.ttl)
+        signed = _SEP.join([custom_id, str(expires), self._mac(custom_id, user_id, expires)])
+        if len(signed) > _MAX:
+            raise ValueError(f"signed custom id too long ({len(signed)} > {_MAX})")
+        return signed
+
+    def verify(self, signed: str, *, user_id: int, now: float | None = None) -> str:
+        """The custom id ``signed`` was made from, if it was signed for ``user_id`` and has not expired."""
+        custom_id, _, tail = signed.rpartition(_SEP)
+        custom_id, _, raw_expiry = custom_id.rpartition(_SEP)
+        if not custom_id or not (raw_expiry.isascii() and raw_expiry.isdigit()) or len(raw_expiry) > 12:
+            raise ExpiredFormError
+        expires = int(raw_expiry)
+        if not hmac.compare_digest(tail, self._mac(custom_id, user_id, expires)):
+            raise ExpiredFormError
+        if (time.time() if now is None else now) > expires:
+            raise ExpiredFormError
+        return custom_id

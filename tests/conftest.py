@@ -309,3 +309,13 @@ async def approve_pending(app: App, guild_id: int | None = None, *, curator_id: 
     for item_id in pending:
         await reviews.vote(item_id, guild_id=guild, curator_id=curator_id or CURATOR_ID, vote="approve", policy=policy)
     return len(pending)
+
+
+def signed_form(app: App, custom_id: str, user: Mapping[str, Any] | None = None) -> str:
+    """The id of a form (modal) as the bot signs it when it opens one for ``user`` (a member or user payload;
+    default the test member): for tests that submit a form without opening it first."""
+    from hypotez.keys import ModalSigner
+    from tests.fakes.interactions import USER_ID
+
+    user_id = USER_ID if user is None else int((user.get("user") or user)["id"])
+    return app.get(ModalSigner).sign(custom_id, user_id=user_id)

@@ -30,7 +30,7 @@ from lightbulb.context import RespondableInteractionT
 
 from hypotez.config import Capability
 from hypotez.errors import InvalidInputError
-from hypotez.keys import Key, MalformedKeyError, ParsedKey, parse_key
+from hypotez.keys import ExpiredFormError, Key, MalformedKeyError, ModalSigner, ParsedKey, parse_key
 from hypotez.permissions import Caller
 from hypotez.plugins._deadlines import defer_unless_answered
 from hypotez.plugins._errors import describe_error
@@ -49,6 +49,7 @@ __all__ = [
     "button",
     "button_row",
     "handler",
+    "open_modal",
     "text_input",
 ]
 
@@ -79,15 +80,21 @@ class StaleComponentError(InvalidInputError):
 class _KeyedContext(MessageResponseMixinWithEdit[RespondableInteractionT]):
     """An interaction answered by the handler of its custom id's key."""
 
-    __slots__ = ("_interaction", "_key", "client")
+    __slots__ = ("_interaction", "_key", "_signer", "client")
 
     def __init__(
-        self, client: lightbulb.Client, interaction: RespondableInteractionT, key: ParsedKey | None, sent: asyncio.Event
+        self,
+        client: lightbulb.Client,
+        interaction: RespondableInteractionT,
+        key: ParsedKey | None,
+        sent: asyncio.Event,
+        signer: ModalSigner,
     ) -> None:
         super().__init__(sent)
         self.client = client
         self._interaction: RespondableInteractionT = interaction
         self._key = key
+        self._signer = signer
 
     @property
     def interaction(self) -> RespondableInteractionT:
@@ -118,11 +125,12 @@ class ComponentContext(_KeyedContext[hikari.ComponentInteraction]):
     async def respond_with_modal(
         self, title: str, custom_id: str, components: Sequence[hikari.api.ComponentBuilder]
     ) -> None:
-        """Open a modal (only as the first response)."""
+        """Open a modal (only as the first response), its id signed for the member who pressed."""
         async with self._response_lock:
             if self._initial_response_sent.is_set():
                 raise RuntimeError("a modal can only be the first response to an interaction")
-            await self._interaction.create_modal_response(title, custom_id, components=components)
+            signed = self._signer.sign(custom_id, user_id=int(self._interaction.user.id))
+            await self._interaction.create_modal_response(title, signed, components=components)
             self._initial_response_sent.set()
 
 
@@ -172,8 +180,9 @@ def handler(
 class ComponentRouter:
     """Takes every component and modal interaction of the app and hands it to the handler of its key."""
 
-    def __init__(self, client: lightbulb.Client, app: hikari.GatewayBot | hikari.RESTBot) -> None:
+    def __init__(self, client: lightbulb.Client, app: hikari.GatewayBot | hikari.RESTBot, signer: ModalSigner) -> None:
         self._client = client
+        self.signer = signer
         self._handlers: dict[Key, Handler] = {}
         if isinstance(app, hikari.RESTBot):
             # lightbulb claims these listeners for its in-memory menus and modals; hypotez uses none of those.
@@ -231,14 +240,23 @@ class ComponentRouter:
         if not isinstance(interaction, hikari.ComponentInteraction | hikari.ModalInteraction):
             return
         parsed = parse_key(interaction.custom_id)
+        unsigned: Exception | None = None
+        if isinstance(interaction, hikari.ModalInteraction) and parsed is not None:
+            # A form is answered only when it comes back from the member it was opened for, unexpired and unedited.
+            try:
+                parsed = parse_key(self.signer.verify(interaction.custom_id, user_id=int(interaction.user.id)))
+            except ExpiredFormError as exc:
+                unsigned = exc
         ctx: ComponentContext | ModalContext = (
-            ComponentContext(self._client, interaction, parsed, sent)
+            ComponentContext(self._client, interaction, parsed, sent, self.signer)
             if isinstance(interaction, hikari.ComponentInteraction)
-            else ModalContext(self._client, interaction, parsed, sent)
+            else ModalContext(self._client, interaction, parsed, sent, self.signer)
         )
         kind = "button" if isinstance(ctx, ComponentContext) else "modal"
         deferring = self._client.safe_create_task(defer_unless_answered(ctx))
         try:
+            if unsigned is not None:
+                raise unsigned
             entry = self._handlers.get(parsed.key) if parsed is not None else None
             if entry is None or parsed is None:
                 raise StaleComponentError(interaction.custom_id)
@@ -318,3 +336,14 @@ def text_input(
         min_length=min_length,
         max_length=max_length,
     )
+
+
+async def open_modal(
+    ctx: lightbulb.Context,
+    signer: ModalSigner,
+    title: str,
+    custom_id: str,
+    components: Sequence[hikari.api.ComponentBuilder],
+) -> None:
+    """Open a form from a command, its id signed for the member (see :class:`~hypotez.keys.ModalSigner`)."""
+    await ctx.respond_with_modal(title, signer.sign(custom_id, user_id=int(ctx.user.id)), components=components)

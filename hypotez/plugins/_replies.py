@@ -83,7 +83,11 @@ async def owned_reply(replies: ReplyRepository, reply_id: int, caller: Caller) -
     """The reply a custom id names, refused unless the caller could see it (same server, or same DM channel or
     their own) — a forged or replayed id from elsewhere is answered as not found."""
     reply = await replies.get(reply_id)
-    if reply is None or not visible_to(caller, reply.guild_id, reply.channel_id, reply.author_id):
+    if (
+        reply is None
+        or not visible_to(caller, reply.guild_id, reply.channel_id, reply.author_id)
+        or (reply.private and reply.author_id != caller.user_id)  # a private answer is its member's alone
+    ):
         raise NotFoundError("reply", reply_id, "That reply no longer exists here.")
     return reply
 

@@ -8,7 +8,7 @@ import lightbulb
 
 from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from hypotez.keys import Key, build_key
+from hypotez.keys import Key, ModalSigner, build_key
 from hypotez.ml.datasets.examples import examples_from_correction
 from hypotez.permissions import Caller
 from hypotez.plugins._attachments import read_text_attachment
@@ -19,6 +19,7 @@ from hypotez.plugins._components import (
     button,
     button_row,
     handler,
+    open_modal,
     text_input,
 )
 from hypotez.plugins._replies import find_reply, owned_reply, parse_message_ref, recent_replies_autocomplete
@@ -172,10 +173,11 @@ class CorrectThisReply(
     lightbulb.MessageCommand, name="Correct this reply", hooks=[require(Capability.CORRECT)], **EVERYWHERE
 ):
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository) -> None:
+    async def invoke(
+        self, ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository, signer: ModalSigner
+    ) -> None:
         reply, part = await find_reply(replies, int(self.target.id), caller)
-        title, custom_id, rows = correction_modal(reply, part)
-        await ctx.respond_with_modal(title, custom_id, components=rows)
+        await open_modal(ctx, signer, *correction_modal(reply, part))
 
 
 @loader.command

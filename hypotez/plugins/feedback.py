@@ -15,11 +15,19 @@ import lightbulb
 
 from hypotez.config import Capability
 from hypotez.errors import InvalidInputError, NotFoundError
-from hypotez.keys import Key, ParsedKey, build_key
+from hypotez.keys import Key, ModalSigner, ParsedKey, build_key
 from hypotez.permissions import Caller
 from hypotez.plugins._autocomplete import bounded
 from hypotez.plugins._checks import EVERYWHERE, OUTSIDE_SERVER, require, require_in_server
-from hypotez.plugins._components import ComponentContext, ModalContext, button, button_row, handler, text_input
+from hypotez.plugins._components import (
+    ComponentContext,
+    ModalContext,
+    button,
+    button_row,
+    handler,
+    open_modal,
+    text_input,
+)
 from hypotez.plugins._replies import (
     find_reply,
     invite_correction_row,
@@ -165,12 +173,13 @@ class FeedbackSend(
     )
 
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository) -> None:
+    async def invoke(
+        self, ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository, signer: ModalSigner
+    ) -> None:
         reply = None
         if self.message_id is not None:
             reply, _ = await find_reply(replies, parse_message_ref(self.message_id), caller)
-        title, custom_id, rows = feedback_modal(reply)
-        await ctx.respond_with_modal(title, custom_id, components=rows)
+        await open_modal(ctx, signer, *feedback_modal(reply))
 
 
 @feedback.register
@@ -480,7 +489,8 @@ class RateThisReply(
     lightbulb.MessageCommand, name="Rate this reply", hooks=[require(Capability.FEEDBACK)], **EVERYWHERE
 ):
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository) -> None:
+    async def invoke(
+        self, ctx: lightbulb.Context, caller: Caller, replies: ReplyRepository, signer: ModalSigner
+    ) -> None:
         reply, _ = await find_reply(replies, int(self.target.id), caller)
-        title, custom_id, rows = feedback_modal(reply)
-        await ctx.respond_with_modal(title, custom_id, components=rows)
+        await open_modal(ctx, signer, *feedback_modal(reply))

@@ -13,12 +13,20 @@ import lightbulb
 
 from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError
-from hypotez.keys import Key, build_key
+from hypotez.keys import Key, ModalSigner, build_key
 from hypotez.ml.assistant import Assistant
 from hypotez.permissions import Caller
 from hypotez.plugins._autocomplete import bounded
 from hypotez.plugins._checks import EVERYWHERE, IN_SERVERS, require, require_in_server
-from hypotez.plugins._components import ComponentContext, ModalContext, button, button_row, handler, text_input
+from hypotez.plugins._components import (
+    ComponentContext,
+    ModalContext,
+    button,
+    button_row,
+    handler,
+    open_modal,
+    text_input,
+)
 from hypotez.plugins._deadlines import TOKEN_LIFETIME, finish, interaction_age
 from hypotez.plugins._delivery import NO_MENTIONS, ChannelTarget, deliver
 from hypotez.plugins._errors import describe_error
@@ -391,10 +399,11 @@ class CorrectThisTranscript(
     lightbulb.MessageCommand, name="Correct this transcript", hooks=[require(Capability.CORRECT)], **EVERYWHERE
 ):
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, caller: Caller, transcripts: TranscriptRepository) -> None:
+    async def invoke(
+        self, ctx: lightbulb.Context, caller: Caller, transcripts: TranscriptRepository, signer: ModalSigner
+    ) -> None:
         row = await transcript_on_message(transcripts, int(self.target.id), caller)
-        title, custom_id, rows = correction_modal(row)
-        await ctx.respond_with_modal(title, custom_id, components=rows)
+        await open_modal(ctx, signer, *correction_modal(row))
 
 
 # -- the server's vocabulary ----------------------------------------------------------------------------------------

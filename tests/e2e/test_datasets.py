@@ -38,6 +38,7 @@ from tests.fakes.interactions import (
     autocomplete,
     button,
     member_payload,
+    said,
     slash,
     user_payload,
 )
@@ -60,19 +61,13 @@ MEMBER = member_payload(user_payload(1_100_000_000_000_000_999, "bob"))
 # ------------------------------------------------------------------------------------------------- helpers
 
 
-def said(result: InteractionResult) -> str:
-    """Everything the bot wrote for an interaction: its initial response and follow-ups."""
-    texts = [result.content or ""]
-    texts += [str((c.json or {}).get("content") or "") for c in result.followups]
-    return "\n".join(t for t in texts if t)
-
-
 #: The initial response of a command that defers: "thinking...", the answer follows.
 DEFERRED = 5
 
 
 def sent_embeds(result: InteractionResult) -> list[dict[str, Any]]:
-    embeds = list(result.embeds)
+    """The embeds the command sent: in its initial response, or (deferred) in its edits and follow-ups."""
+    embeds = [] if result.followups else list(result.embeds)
     for call in result.followups:
         embeds += list((call.json or {}).get("embeds") or [])
     return embeds

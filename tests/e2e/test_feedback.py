@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from hypotez.plugins._delivery import EMPTY_TEXT, FAILED_TEXT
 from hypotez.storage.models import BotReply, Correction, Feedback, ReviewItem, utcnow
 from hypotez.storage.repositories import ReviewRepository
-from tests.conftest import running_hypotez
+from tests.conftest import running_hypotez, signed_form
 from tests.fakes.interactions import (
     ADMIN_MEMBER,
     ADMIN_ROLE_ID,
@@ -55,7 +55,7 @@ async def _reply_of(hz: RunningBot, message: dict[str, Any]) -> BotReply:
 
 
 async def _general(hz: RunningBot, rating: int, comment: str) -> None:
-    done = await hz.send(modal_submit("hz.fm:0", {"rating": str(rating), "comment": comment}))
+    done = await hz.send(modal_submit(signed_form(hz.app, "hz.fm:0"), {"rating": str(rating), "comment": comment}))
     assert done.content is not None
     assert f"({rating}/5)" in done.content
 

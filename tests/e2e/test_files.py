@@ -27,6 +27,7 @@ from tests.fakes.interactions import (
     GUILD_ID,
     autocomplete,
     member_payload,
+    said,
     slash,
     user_payload,
 )
@@ -58,12 +59,6 @@ def in_guild(payload: dict[str, Any], guild_id: int) -> dict[str, Any]:
 def guild_root(hz: RunningBot, guild_id: int = GUILD_ID) -> Path:
     """A server's area of the data directory."""
     return hz.settings.data_dir / "guilds" / str(guild_id)
-
-
-def said(result: InteractionResult) -> str:
-    texts = [result.content or ""]
-    texts += [str((c.json or {}).get("content") or "") for c in result.followups]
-    return "\n".join(t for t in texts if t)
 
 
 def sent_files(result: InteractionResult) -> list[RecordedFile]:

@@ -13,7 +13,7 @@ from hypotez.plugins.review import post_to_review_channel
 from hypotez.storage.models import Dataset, DatasetExample, ReviewItem, ReviewKind, ReviewVote
 from hypotez.storage.repositories import ReviewRepository
 from hypotez.storage.repositories.reviews import open_item
-from tests.conftest import running_hypotez
+from tests.conftest import running_hypotez, signed_form
 from tests.fakes.discord_rest import FakeDiscordREST
 from tests.fakes.interactions import (
     ADMIN_MEMBER,
@@ -167,7 +167,7 @@ async def test_a_rejected_correction_never_enters_the_dataset_and_build_leaves_i
 
     opened = await hz.send(button(f"hz.rr:{bad.id}", _message(after_approval), user=ADMIN_MEMBER))
     assert opened.modal is not None
-    assert opened.modal.custom_id == f"hz.rrm:{bad.id}"
+    assert opened.modal.custom_id.startswith(f"hz.rrm:{bad.id}:")  # signed for the curator who opened it
     reason_input = opened.modal.inputs[0]
     assert not reason_input.required
     rejected = await hz.send(
@@ -412,7 +412,9 @@ async def test_review_stats_count_curators_statuses_and_agreement(hz: RunningBot
     assert "1 item had more than one reviewer; reviewers agreed on 100 % of pairs." in (one.content or "")
 
     await hz.send(button(f"hz.ra:{items[1].id}", shown, user=CAROL))
-    await hz.send(modal_submit(f"hz.rrm:{items[2].id}", {"reason": "Not better."}, user=CAROL))
+    await hz.send(
+        modal_submit(signed_form(hz.app, f"hz.rrm:{items[2].id}", CAROL), {"reason": "Not better."}, user=CAROL)
+    )
     assert [(await _item(hz, i.id)).status for i in items] == ["approved", "approved", "rejected", "pending"]
 
     stats = await hz.send(slash("review", subcommand="stats", user=CAROL))
@@ -471,7 +473,11 @@ async def test_review_channel_posts_carry_the_buttons_and_follow_the_decision(hz
     assert len(_posts(hz)) == 2
     second_post_id = (await _item(hz, second.id)).posted_message_id
     assert second_post_id is not None
-    await hz.send(modal_submit(f"hz.rrm:{second.id}", {"reason": "Checked: wrong."}, user=ADMIN_MEMBER))
+    await hz.send(
+        modal_submit(
+            signed_form(hz.app, f"hz.rrm:{second.id}", ADMIN_MEMBER), {"reason": "Checked: wrong."}, user=ADMIN_MEMBER
+        )
+    )
     post = hz.rest.messages[second_post_id]
     assert "❌ rejected: Checked: wrong." in post["content"]
     assert _ids(post) == []
@@ -508,7 +514,11 @@ async def test_the_author_gets_a_dm_when_opted_in(hz: RunningBot) -> None:
     hz.rest.closed_dms.add(USER_ID)
     hz.rest.dm_channels.clear()
     refused = await _correct(hz, "Capital of Brazil?", "Rio.", "São Paulo.")
-    await hz.send(modal_submit(f"hz.rrm:{refused.id}", {"reason": "It is Brasília."}, user=ADMIN_MEMBER))
+    await hz.send(
+        modal_submit(
+            signed_form(hz.app, f"hz.rrm:{refused.id}", ADMIN_MEMBER), {"reason": "It is Brasília."}, user=ADMIN_MEMBER
+        )
+    )
     assert (await _item(hz, refused.id)).status == "rejected"
     assert [c.status for c in hz.rest.calls_to("POST", "/users/@me/channels")] == [200, 403]
     assert len(hz.rest.calls_to("POST", f"/channels/{dm_channel}/messages")) == 1  # only the first one
@@ -532,7 +542,11 @@ def _notes(result: InteractionResult) -> list[str]:
 @pytest.mark.asyncio
 async def test_decisions_are_delivered_once_with_the_next_command(hz: RunningBot) -> None:
     item = await _correct(hz, "Capital of Brazil?", "Rio.", "São Paulo.")
-    await hz.send(modal_submit(f"hz.rrm:{item.id}", {"reason": "It is Brasília."}, user=ADMIN_MEMBER))
+    await hz.send(
+        modal_submit(
+            signed_form(hz.app, f"hz.rrm:{item.id}", ADMIN_MEMBER), {"reason": "It is Brasília."}, user=ADMIN_MEMBER
+        )
+    )
     assert hz.rest.calls_to("POST", "/users/@me/channels") == []  # not opted in: no DM
     assert not (await _item(hz, item.id)).notified
 

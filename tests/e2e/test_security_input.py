@@ -14,7 +14,7 @@ from hypotez.errors import InvalidInputError
 from hypotez.plugins._attachments import read_text_attachment
 from hypotez.plugins._errors import handle_command_error
 from tests.conftest import running_hypotez
-from tests.fakes.interactions import ADMIN_MEMBER, GUILD_ID, Attachment, RoleRef, slash
+from tests.fakes.interactions import ADMIN_MEMBER, GUILD_ID, Attachment, RoleRef, said, slash
 
 if TYPE_CHECKING:
     import contextlib
@@ -22,17 +22,10 @@ if TYPE_CHECKING:
 
     from hypotez.config import Settings
     from tests.conftest import RunningBot
-    from tests.fakes.interactions import InteractionResult
     from tests.fakes.openai_api import FakeOpenAI
 
 GENERIC = "Something went wrong"
 TRAINERS = 1_100_000_000_000_000_777
-
-
-def said(result: InteractionResult) -> str:
-    texts = [result.content or ""]
-    texts += [str((c.json or {}).get("content") or "") for c in result.followups]
-    return "\n".join(t for t in texts if t)
 
 
 @pytest.mark.asyncio

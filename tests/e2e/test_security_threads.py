@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select
 
+from hypotez.keys import Key, build_key
 from hypotez.permissions import caller_from_message
 from hypotez.plugins.chat import continue_conversation
 from hypotez.storage.models import BotReply, RegisteredModel
@@ -17,6 +18,7 @@ from tests.fakes.interactions import (
     GUILD_ID,
     USER_ID,
     autocomplete,
+    button,
     in_other_guild,
     member_payload,
     message_payload,
@@ -160,6 +162,14 @@ async def test_a_private_reply_is_never_continued_or_found_by_someone_else(hz: R
     corrected = await hz.send(slash("correct", {"message_id": str(message_id), "correction": "x"}, user=BOB))
     assert corrected.content is not None
     assert "not one of my replies" in corrected.content
+    # Nor opened through a forged "Correct it" id naming it.
+    [stored] = await _replies(hz)
+    forged = await hz.send(button(build_key(Key.CORRECT, stored.id), reply_message, user=BOB))
+    assert forged.modal is None
+    assert forged.content is not None
+    assert "no longer exists here" in forged.content
+    own = await hz.send(button(build_key(Key.CORRECT, stored.id), reply_message))
+    assert own.modal is not None  # its author still can
 
 
 def _texts(result: Any) -> str:

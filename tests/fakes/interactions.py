@@ -1005,8 +1005,16 @@ class InteractionResult:
 
     @property
     def data(self) -> dict[str, Any]:
+        """The response's data; for a deferred response (types 5 and 6) that has since been edited, the message as
+        the member now sees it (a loaded machine may defer any command: tests read the answer either way)."""
         response = self.response
-        return dict(response.get("data") or {}) if response else {}
+        data = dict(response.get("data") or {}) if response else {}
+        if response is not None and int(response["type"]) in {5, 6}:
+            shown = self.original_message
+            if shown is not None and (shown.get("content") or shown.get("embeds") or shown.get("components")):
+                flags = int(data.get("flags") or 0) | int(shown.get("flags") or 0)
+                return {**data, **shown, "flags": flags}
+        return data
 
     @property
     def content(self) -> str | None:
@@ -1191,3 +1199,11 @@ class InteractionClient:
             payload=payload,
             rest=self.rest,
         )
+
+
+def said(result: InteractionResult) -> str:
+    """Everything the bot wrote for an interaction: its initial response (or, deferred, its edits) and
+    follow-ups."""
+    followups = [str((c.json or {}).get("content") or "") for c in result.followups]
+    texts = [*([] if followups else [result.content or ""]), *followups]
+    return "\n".join(t for t in texts if t)
