@@ -547,6 +547,13 @@ def test_safe_filename_keeps_the_extension() -> None:
     assert len(safe_filename(long)) == 120
     assert safe_filename("../../etc/passwd") == "etc_passwd"
     assert safe_filename("...") == "file"
+    # File systems count bytes: a Cyrillic (or CJK, emoji...) name is cut by its UTF-8 length, never mid-letter.
+    cyrillic = safe_filename("данные" * 60 + ".jsonl")
+    assert cyrillic.endswith(".jsonl")
+    assert len(cyrillic.encode()) <= 120
+    assert cyrillic.encode().decode() == cyrillic
+    wide = safe_filename("数据" * 200)
+    assert 0 < len(wide.encode()) <= 120
 
 
 @pytest.mark.asyncio

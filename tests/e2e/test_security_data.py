@@ -21,7 +21,7 @@ from hypotez.storage.models import JobEvent, TrainingJob
 from tests.conftest import running_hypotez
 from tests.e2e.test_datasets import area_of, jsonl, said, sent_files, upload
 from tests.e2e.test_training_openai import seed_corrections
-from tests.fakes.interactions import ADMIN_MEMBER, CHANNEL_ID, slash
+from tests.fakes.interactions import ADMIN_MEMBER, CHANNEL_ID, GUILD_ID, slash
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -147,6 +147,15 @@ async def test_csv_export_neutralises_formula_cells(hz: RunningBot) -> None:
     for line in text.splitlines()[1:]:
         if line:
             assert line.startswith('"')
+
+    # The export imports back as it was: the neutralising quote is taken off again.
+    back = await upload(hz, "evil.csv", file.content, name="evil-again")
+    assert "Imported 3 examples" in said(back)
+    dataset = await hz.services.datasets.resolve(GUILD_ID, "evil-again")
+    turns = sorted(
+        (e.messages[-2]["content"], e.messages[-1]["content"]) for e in await hz.services.datasets.examples(dataset.id)
+    )
+    assert turns == sorted([(formula, "+1 and more"), ("@SUM(A1)", "-2"), ("\tTabbed", "plain")])
 
 
 # --------------------------------------------------------------------------------- exports belong by id

@@ -162,6 +162,11 @@ def csv_cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+def from_csv_cell(text: str) -> str:
+    """The value :func:`csv_cell` wrote: a CSV this project exported imports back as it was."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_START) else text
+
+
 def write_csv(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Rows to a CSV file, every field quoted and neutralised (:func:`csv_cell`): members' chat text is in it."""
     partial = path.with_name(path.name + ".partial")

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from hypotez.errors import InvalidInputError
 from hypotez.ml.datasets.examples import NEGATIVE, POSITIVE, chat_example, preference_example
+from hypotez.ml.datasets.formats import from_csv_cell
 from hypotez.storage.models import DatasetExample
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ def _csv_records(path: Path) -> Iterator[tuple[int, Any]]:
                 if len(row) != len(columns):
                     yield start, _BadLineError(f"{len(row)} columns; the header has {len(columns)}")
                     continue
-                cells = dict(zip(columns, row, strict=True))
+                cells = {column: from_csv_cell(cell) for column, cell in zip(columns, row, strict=True)}
                 record: dict[str, Any] = {"prompt": cells["prompt"], "completion": cells["completion"]}
                 if cells.get("system", "").strip():
                     record["system"] = cells["system"]

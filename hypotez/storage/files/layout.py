@@ -59,11 +59,25 @@ def human_size(size: int) -> str:
     return f"{size:,} bytes"  # pragma: no cover - the loop always returns
 
 
+#: Longest file name we create, in UTF-8 bytes (file systems count bytes: 255 at most, with room for suffixes
+#: such as ``-v12.jsonl`` or ``.part`` added later).
+MAX_NAME_BYTES = 120
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
+    return text.encode()[:limit].decode(errors="ignore")
+
+
 def safe_filename(name: str, *, default: str = "file") -> str:
-    """``name`` reduced to letters, digits, ``.``, ``_`` and ``-`` (no leading dot, at most 120 characters,
-    the extension kept), for files we create."""
+    """``name`` reduced to letters, digits, ``.``, ``_`` and ``-`` (no leading dot, at most
+    :data:`MAX_NAME_BYTES` UTF-8 bytes — letters of any script take several —, the extension kept), for files we
+    create."""
     cleaned = _UNSAFE_NAME.sub("_", name).strip("._")
-    if len(cleaned) > 120:
+    if len(cleaned.encode()) > MAX_NAME_BYTES:
         stem, dot, suffix = cleaned.rpartition(".")
-        cleaned = stem[: 119 - len(suffix)] + dot + suffix if dot and len(suffix) <= 10 else cleaned[:120]
+        if dot and len(suffix.encode()) <= 10:
+            cleaned = _cut_bytes(stem, MAX_NAME_BYTES - 1 - len(suffix.encode())) + dot + suffix
+        else:
+            cleaned = _cut_bytes(cleaned, MAX_NAME_BYTES)
     return cleaned or default
