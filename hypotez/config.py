@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 25 * 1024 * 1024
     #: Longest training example accepted into a dataset, in estimated tokens.
     dataset_max_example_tokens: int = 32768
+    #: Most examples one dataset version may hold (an import past it is refused, nothing stored).
+    dataset_max_examples: int = 1_000_000
 
     # Chat backend (any OpenAI-compatible endpoint)
     openai_base_url: str | None = None
@@ -142,6 +144,16 @@ class Settings(BaseSettings):
     permissions: dict[int, GuildPermissions] = Field(default_factory=dict[int, GuildPermissions])
 
     log_level: str = "INFO"
+
+    # Cooldowns (counted in the database, so they hold across replicas sharing it)
+    #: ``/chat`` calls per member per minute.
+    cooldown_chat_per_minute: int = Field(default=10, ge=1)
+    #: Transcriptions (``/transcribe``, "Transcribe") per member per minute.
+    cooldown_transcribe_per_minute: int = Field(default=5, ge=1)
+    #: ``/say`` calls per member per minute.
+    cooldown_say_per_minute: int = Field(default=10, ge=1)
+    #: ``/train`` jobs started per server per hour.
+    cooldown_train_per_hour: int = Field(default=10, ge=1)
 
     _toml_file: ClassVar[Path | None] = None
 

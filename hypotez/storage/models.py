@@ -35,6 +35,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BotReply",
+    "Cooldown",
     "Correction",
     "Dataset",
     "DatasetExample",
@@ -492,3 +493,14 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(300))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Cooldown(Base):
+    """One cooldown counter: how many uses ``key`` (``<kind>:<member|server>:<id>``) made in the window that
+    started at ``window_start``.  Kept in the database so replicas sharing it count together."""
+
+    __tablename__ = "cooldowns"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from hypotez.storage.repositories.audit import AuditLog
+from hypotez.storage.repositories.cooldowns import CooldownRepository, CooldownVerdict
 from hypotez.storage.repositories.corrections import CorrectionExamples, CorrectionRepository
 from hypotez.storage.repositories.datasets import DatasetCounts, DatasetOverview, DatasetRepository, StoredExample
 from hypotez.storage.repositories.feedback import FeedbackRepository, ModelFeedbackStats
@@ -26,6 +27,8 @@ from hypotez.storage.repositories.vocabulary import StoredTerm, VocabularyReposi
 
 __all__ = [
     "AuditLog",
+    "CooldownRepository",
+    "CooldownVerdict",
     "CorrectedTranscript",
     "CorrectionExamples",
     "CorrectionRepository",
