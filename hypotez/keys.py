@@ -48,6 +48,10 @@ class Key(enum.StrEnum):
     REVIEW_EDIT_MODAL = "hz.rem"
     REVIEW_SKIP = "hz.rs"
     REVIEW_CORRECT = "hz.rc"
+    #: ``/audit``: a page of the log, and its exports (each carries the filters: days, member, action).
+    AUDIT_PAGE = "hz.al"
+    AUDIT_EXPORT_CSV = "hz.alc"
+    AUDIT_EXPORT_JSONL = "hz.alj"
 
 
 #: Largest id argument accepted (Discord snowflakes and database ids fit in 63 bits).

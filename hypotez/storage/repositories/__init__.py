@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from hypotez.storage.repositories.audit import AuditLog
+from hypotez.storage.repositories.audit import AuditFilter, AuditLog
 from hypotez.storage.repositories.cooldowns import CooldownRepository, CooldownVerdict
 from hypotez.storage.repositories.corrections import CorrectionExamples, CorrectionRepository
 from hypotez.storage.repositories.datasets import DatasetCounts, DatasetOverview, DatasetRepository, StoredExample
@@ -26,6 +26,7 @@ from hypotez.storage.repositories.transcripts import CorrectedTranscript, Transc
 from hypotez.storage.repositories.vocabulary import StoredTerm, VocabularyRepository
 
 __all__ = [
+    "AuditFilter",
     "AuditLog",
     "CooldownRepository",
     "CooldownVerdict",
