@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     openai_base_model: str = "gpt-4.1-mini-2025-04-14"
     local_base_model: str = "Qwen/Qwen2.5-0.5B-Instruct"
     local_max_new_tokens: int = 256
+    #: Local training jobs running at once on this machine, in all (the rest wait in a queue).
+    local_max_concurrent_jobs: int = Field(default=1, ge=1)
+    #: Local training jobs running at once for one server.
+    local_max_jobs_per_server: int = Field(default=1, ge=1)
 
     # Voice: off turns every voice feature off (a text-only install needs no espeak-ng)
     voice_enabled: bool = True

@@ -1,5 +1,10 @@
 """The job tracker (the original ``save_job_id``): every training job persisted, polled in the background,
-resumed after a restart, and started at most once per request."""
+resumed after a restart, and started at most once per request.
+
+Trainers that run on this machine (those with ``prepare`` and ``launch``: the local one) are queued: a job is
+prepared, waits as ``queued`` until a training slot frees (:class:`LocalLimits`, counted in the database so the
+limits hold across processes sharing it), and is launched by :meth:`JobTracker.start_waiting`, which
+:meth:`JobTracker.poll_once` calls."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from hypotez.errors import HypotezError, InvalidInputError, NotFoundError
 from hypotez.ml.trainers.base import JobEventRecord, JobState, JobStatus, Trainer, TrainingRequest
@@ -21,12 +26,37 @@ from hypotez.text import redact
 if TYPE_CHECKING:
     from hypotez.storage.repositories import JobRepository
 
-__all__ = ["JobSpec", "JobTracker", "JobUpdate", "request_hash"]
+__all__ = ["JobSpec", "JobTracker", "JobUpdate", "LocalLimits", "SlotTrainer", "queue_position", "request_hash"]
 
 _LOGGER = logging.getLogger(__name__)
 
 #: How long a job may take to be accepted by its trainer (uploads included) before it counts as interrupted.
 STARTING_GRACE = dt.timedelta(minutes=15)
+
+
+@runtime_checkable
+class SlotTrainer(Protocol):
+    """A trainer whose jobs wait for a training slot: ``prepare`` stores the request, ``launch`` starts it."""
+
+    async def prepare(self, request: TrainingRequest) -> str: ...
+
+    async def launch(self, external_id: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalLimits:
+    """How many queued-trainer jobs may run at once: in all, and per server."""
+
+    concurrent: int = 1
+    per_server: int = 1
+
+
+def queue_position(job: TrainingJob) -> int | None:
+    """A job's place in the training queue (1 = next), or ``None`` when it is not waiting for a slot."""
+    if job.status != JobState.QUEUED.value or job.external_id is not None:
+        return None
+    position = (job.metrics or {}).get("queue_position")
+    return position if isinstance(position, int) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +100,20 @@ Listener = Callable[[JobUpdate], Awaitable[None]]
 class JobTracker:
     """Starts jobs on trainers, stores their events and metrics, polls unfinished ones in the background."""
 
-    def __init__(self, jobs: JobRepository, trainers: Mapping[str, Trainer], *, poll_interval: float = 15.0) -> None:
+    def __init__(
+        self,
+        jobs: JobRepository,
+        trainers: Mapping[str, Trainer],
+        *,
+        poll_interval: float = 15.0,
+        local_limits: LocalLimits | None = None,
+    ) -> None:
         self._jobs = jobs
         self.trainers = dict(trainers)
         self.poll_interval = poll_interval
+        #: Slots of the trainers that queue (see :class:`SlotTrainer`); counted in the database.
+        self.local_limits = local_limits or LocalLimits()
+        self._slot_lock = asyncio.Lock()
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         self._refresh_locks: dict[int, asyncio.Lock] = {}
@@ -126,6 +166,12 @@ class JobTracker:
         job_key = f"job-{job.id}"
         try:
             built = await request(job_key)
+            if isinstance(trainer, SlotTrainer):
+                # Prepared, then queued: it starts when a slot frees (now, when one is free).
+                await trainer.prepare(built)
+                await self._update(job.id, status=JobState.QUEUED.value, metrics={"queue_position": 0})
+                await self.start_waiting()
+                return await self.get(job.id), True
             external_id = await trainer.start(built)
         except Exception as exc:
             # Stored and shown: a trainer's message may quote its service, so credentials are redacted.
@@ -199,11 +245,7 @@ class JobTracker:
             update = await self._store(job.id, status.state, status, records)
             # Still under the job's lock: a slower, older update can never overwrite a newer one.
             if update.state_changed or update.new_events:
-                for listener in self._listeners:
-                    try:
-                        await listener(update)
-                    except Exception:
-                        _LOGGER.exception("job listener failed for job %s", job_id)
+                await self._notify(update)
         return update
 
     async def _store(
@@ -220,19 +262,76 @@ class JobTracker:
         if JobState(job.status).finished:
             raise InvalidInputError(f"Training job #{job_id} has already {job.status}.")
         if job.external_id is None:
-            # Not accepted by its trainer yet (or interrupted while starting): nothing runs anywhere.
+            # Not accepted by its trainer yet (waiting for a slot, or interrupted while starting): nothing runs.
             await self._update(job_id, status=JobState.CANCELLED.value, finished_at=utcnow())
+            await self.start_waiting()  # the jobs behind it move up
             return await self.get(job_id)
         await self.trainer(job.trainer).cancel(job.external_id)
         await self.refresh(job_id)
         return await self.get(job_id)
 
+    # -- the training queue -------------------------------------------------------------------------------
+
+    async def start_waiting(self) -> list[TrainingJob]:
+        """Start the queued jobs that have a free slot, oldest first (a server at its own limit waits; the next
+        server's job may go first); renumber the rest.  Returns the jobs started."""
+        slot_trainers = [name for name, t in self.trainers.items() if isinstance(t, SlotTrainer)]
+        if not slot_trainers:
+            return []
+        started: list[TrainingJob] = []
+        async with self._slot_lock:
+            waiting = await self._jobs.waiting(slot_trainers)
+            for job in waiting:
+                claimed = await self._jobs.claim_slot(
+                    job.id,
+                    max_total=max(1, self.local_limits.concurrent),
+                    max_per_guild=max(1, self.local_limits.per_server),
+                )
+                if claimed:
+                    started.append(await self._launch(job))
+            still = [job for job in waiting if job.id not in {s.id for s in started}]
+            for position, job in enumerate(still, 1):
+                if queue_position(job) != position:
+                    await self._update(job.id, metrics={**(job.metrics or {}), "queue_position": position})
+                    await self._notify(JobUpdate(await self.get(job.id)))
+        for job in started:
+            await self._notify(JobUpdate(job, state_changed=True))
+        return started
+
+    async def _launch(self, job: TrainingJob) -> TrainingJob:
+        trainer = self.trainer(job.trainer)
+        assert isinstance(trainer, SlotTrainer)
+        key = f"job-{job.id}"
+        try:
+            await trainer.launch(key)
+        except Exception as exc:
+            reason = (
+                redact(exc.user_message) if isinstance(exc, HypotezError) else "the trainer could not start the job"
+            )
+            _LOGGER.exception("could not start queued training job %s", job.id)
+            await self._update(job.id, status=JobState.FAILED.value, error=reason, finished_at=utcnow())
+        else:
+            await self._update(job.id, external_id=key, status=JobState.QUEUED.value)
+        return await self.get(job.id)
+
+    async def _notify(self, update: JobUpdate) -> None:
+        for listener in self._listeners:
+            try:
+                await listener(update)
+            except Exception:
+                _LOGGER.exception("job listener failed for job %s", update.job.id)
+
     async def poll_once(self) -> None:
+        """Refresh every unfinished job, then start the queued ones whose slot has freed."""
         for job in await self.unfinished():
             try:
                 await self.refresh(job.id)
             except Exception:
                 _LOGGER.exception("could not refresh training job %s", job.id)
+        try:
+            await self.start_waiting()
+        except Exception:
+            _LOGGER.exception("could not start queued training jobs")
 
     def start(self) -> None:
         """Poll unfinished jobs in the background (those of earlier runs too: that is the resume)."""

@@ -12,6 +12,7 @@ import hikari
 
 from hypotez.keys import Key
 from hypotez.ml.charts import loss_chart_png
+from hypotez.ml.jobs import queue_position
 from hypotez.ml.trainers.base import JobState
 from hypotez.plugins._components import button, button_row
 from hypotez.storage.models import utcnow
@@ -61,9 +62,11 @@ def job_embed(job: TrainingJob, *, now: dt.datetime | None = None) -> hikari.Emb
     metrics = job.metrics or {}
     step = metrics.get("step")
     total = metrics.get("total_steps")
+    position = queue_position(job)
+    waiting = f" · position {position} in the training queue" if position else ""
     embed = hikari.Embed(
         title=f"Training job #{job.id} · {job.trainer}",
-        description=f"**{state.value}**\n{progress_bar(step, total)}",
+        description=f"**{state.value}**{waiting}\n{progress_bar(step, total)}",
         color=_COLOURS.get(state, hikari.Color(0x5865F2)),
     )
     embed.add_field("Base model", f"`{job.base_model[:200]}`", inline=True)

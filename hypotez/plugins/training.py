@@ -15,7 +15,7 @@ from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml.assistant import Assistant
 from hypotez.ml.datasets import SUPPORTED_SUFFIXES, DatasetCatalog, split_examples
-from hypotez.ml.jobs import JobSpec, JobTracker
+from hypotez.ml.jobs import JobSpec, JobTracker, LocalLimits, queue_position
 from hypotez.ml.local_models import LocalModels
 from hypotez.ml.trainers.base import TrainingMethod, TrainingRequest
 from hypotez.ml.training_data import load_training_data, validate_for
@@ -147,6 +147,8 @@ class Train(
                 suffix=self.suffix,
             )
 
+        # The limits as configured (the tracker polls with the latest; it starts with the defaults).
+        jobs.local_limits = LocalLimits(settings.local_max_concurrent_jobs, settings.local_max_jobs_per_server)
         job, created = await jobs.submit(spec, request, idempotency_key=f"interaction:{ctx.interaction.id}")
         if not created:
             where = f" (status message: {_message_link(job)})" if job.status_message_id else ""
@@ -170,8 +172,15 @@ class Train(
                 "examples": len(train),
             },
         )
+        position = queue_position(job)
         await ctx.respond(
-            f"Training job #{job.id} started on `{base_model}` with {len(train)} examples"
+            (
+                f"Training job #{job.id} started on `{base_model}`"
+                if position is None
+                else f"Training job #{job.id} is queued (position {position}): it starts on `{base_model}` when "
+                "a local training slot frees,"
+            )
+            + f" with {len(train)} examples"
             + (f" ({len(valid)} held out for validation)" if valid else "")
             + (
                 ". Its status message below updates as it runs."

@@ -163,15 +163,41 @@ class LocalTrainer:
 
     # ------------------------------------------------------------------------------------------ start
 
-    async def start(self, request: TrainingRequest) -> str:
-        """Write the request and start the worker; returns the job key.  A second call for a job key that
-        already has a request starts nothing and returns the same id."""
+    async def prepare(self, request: TrainingRequest) -> str:
+        """Write the request without starting a worker (the job waits for a training slot); returns the job
+        key, which :meth:`launch` starts.  A job key that already has a request is left as it is."""
+        files = self._files_for(request)
+        async with self._start_lock:
+            if not await asyncio.to_thread(files.request.is_file):
+                await asyncio.to_thread(self._prepare, files, request)
+        return files.root.name
+
+    async def launch(self, external_id: str) -> None:
+        """Start the worker of a job written by :meth:`prepare`; nothing when it has one or has finished."""
+        files = self._existing(external_id)
+        async with self._start_lock:
+            data = await asyncio.to_thread(read_json, files.status)
+            if _read_pid(files) is not None or _state(data or {}).finished:
+                return
+            self._launching.add(external_id)
+            try:
+                await self._launch(files)
+            finally:
+                self._launching.discard(external_id)
+
+    def _files_for(self, request: TrainingRequest) -> JobFiles:
         key = request.job_key
         if not _KEY.fullmatch(key):
             raise InvalidInputError(
                 f"The job key {key!r} cannot name a local job: use letters, digits, '.', '_' and '-' (at most 128)."
             )
-        files = JobFiles(self.work_dir / key)
+        return JobFiles(self.work_dir / key)
+
+    async def start(self, request: TrainingRequest) -> str:
+        """Write the request and start the worker; returns the job key.  A second call for a job key that
+        already has a request starts nothing and returns the same id."""
+        files = self._files_for(request)
+        key = files.root.name
         async with self._start_lock:
             if await asyncio.to_thread(files.request.is_file):
                 return key

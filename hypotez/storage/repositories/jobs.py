@@ -3,10 +3,11 @@ succeeded job registers."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from hypotez.errors import NotFoundError
 from hypotez.storage.models import ACTIVE_JOB, JobEvent, JobState, TrainingJob, utcnow
@@ -16,9 +17,15 @@ if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Sequence
 
+    from sqlalchemy.engine import CursorResult
+
     from hypotez.storage.db import Database
 
 __all__ = ["JobRepository", "ReportedEvent", "ReportedStatus"]
+
+#: The PostgreSQL advisory lock key under which training slots are claimed, one claim at a time.
+_SLOT_LOCK = 0x687A_736C  # "hzsl"
+_UNFINISHED = [s.value for s in JobState if not s.finished]
 
 
 class ReportedStatus(Protocol):
@@ -66,20 +73,33 @@ class JobRepository:
                 .where(
                     TrainingJob.request_hash == request_hash,
                     TrainingJob.status.not_in([s.value for s in JobState if s.finished]),
-                    or_(TrainingJob.external_id.is_not(None), TrainingJob.created_at > utcnow() - grace),
+                    or_(
+                        TrainingJob.external_id.is_not(None),
+                        TrainingJob.status == JobState.QUEUED.value,  # waiting for a training slot
+                        TrainingJob.created_at > utcnow() - grace,
+                    ),
                 )
                 .limit(1)
             )
 
     async def fail_interrupted(self, *, grace: dt.timedelta) -> int:
-        """Fail jobs created more than ``grace`` ago that their trainer never accepted; returns how many."""
+        """Fail jobs created more than ``grace`` ago that their trainer never accepted, and jobs that claimed a
+        training slot more than ``grace`` ago without being started; returns how many."""
         async with self._db.session() as session, session.begin():
             stuck = (
                 await session.scalars(
                     select(TrainingJob).where(
-                        TrainingJob.status == JobState.PENDING.value,
                         TrainingJob.external_id.is_(None),
-                        TrainingJob.created_at <= utcnow() - grace,
+                        or_(
+                            and_(
+                                TrainingJob.status == JobState.PENDING.value,
+                                TrainingJob.created_at <= utcnow() - grace,
+                            ),
+                            and_(
+                                TrainingJob.status == JobState.VALIDATING.value,
+                                TrainingJob.updated_at <= utcnow() - grace,
+                            ),
+                        ),
                     )
                 )
             ).all()
@@ -154,6 +174,67 @@ class JobRepository:
                 .order_by(TrainingJob.id)
             )
             return list(rows.all())
+
+    # -- training slots (the queue of trainers that run on this machine) ---------------------------------------
+
+    async def waiting(self, trainers: Sequence[str]) -> list[TrainingJob]:
+        """Jobs of ``trainers`` prepared and queued for a training slot, not started yet; oldest first."""
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(TrainingJob)
+                .where(
+                    TrainingJob.trainer.in_(list(trainers)),
+                    TrainingJob.status == JobState.QUEUED.value,
+                    TrainingJob.external_id.is_(None),
+                )
+                .order_by(TrainingJob.id)
+            )
+            return list(rows.all())
+
+    @staticmethod
+    def _holding(other: type[TrainingJob], trainer: str) -> list[Any]:
+        return [
+            other.trainer == trainer,
+            other.status.in_(_UNFINISHED),
+            or_(other.external_id.is_not(None), other.status == JobState.VALIDATING.value),
+        ]
+
+    async def claim_slot(self, job_id: int, *, max_total: int, max_per_guild: int) -> bool:
+        """Move a queued job to ``validating`` (starting) when fewer than ``max_total`` jobs of its trainer, and
+        fewer than ``max_per_guild`` of its server, hold a slot.  Counted and claimed by the database in one
+        statement (under an advisory lock on PostgreSQL), so processes sharing it never exceed the limits."""
+        async with self._db.session() as session, session.begin():
+            if self._db.dialect == "postgresql":
+                await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SLOT_LOCK})
+            job = await session.get(TrainingJob, job_id)
+            if job is None or job.status != JobState.QUEUED.value or job.external_id is not None:
+                return False
+            other = aliased(TrainingJob)
+            holding = self._holding(other, job.trainer)
+            total = select(func.count()).select_from(other).where(*holding).scalar_subquery()
+            of_guild = (
+                select(func.count())
+                .select_from(other)
+                .where(*holding, other.guild_id.is_not_distinct_from(job.guild_id))
+                .scalar_subquery()
+            )
+            metrics = {k: v for k, v in (job.metrics or {}).items() if k != "queue_position"}
+            result = cast(
+                "CursorResult[Any]",
+                await session.execute(
+                    update(TrainingJob)
+                    .where(
+                        TrainingJob.id == job_id,
+                        TrainingJob.status == JobState.QUEUED.value,
+                        TrainingJob.external_id.is_(None),
+                        total < max_total,
+                        of_guild < max_per_guild,
+                    )
+                    .values(status=JobState.VALIDATING.value, metrics=metrics, updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            return result.rowcount == 1
 
     async def store_refresh(
         self, job_id: int, state: JobState, status: ReportedStatus, records: Sequence[ReportedEvent]
