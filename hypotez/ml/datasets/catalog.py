@@ -23,20 +23,20 @@ from hypotez.ml.datasets.formats import (
     write_csv,
     write_jsonl,
 )
-from hypotez.ml.datasets.parsing import SUPPORTED_SUFFIXES, ParsedFile, Problem, parse_file
+from hypotez.ml.datasets.parsing import SUPPORTED_SUFFIXES, ParsedFile, Problem, iter_examples
 from hypotez.ml.datasets.pricing import training_costs
 from hypotez.storage.files import DATASETS, EXPORTS, TMP, safe_filename
-from hypotez.storage.models import DatasetExample, utcnow
+from hypotez.storage.models import utcnow
 from hypotez.storage.repositories import CorrectionRepository, DatasetRepository
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import AsyncIterator, Iterable, Sequence
     from pathlib import Path
 
     from hypotez.config import Settings
     from hypotez.ml.datasets.examples import Example
     from hypotez.storage.files import ArchiveInfo, DataDirectory
-    from hypotez.storage.models import Dataset
+    from hypotez.storage.models import Dataset, DatasetExample
     from hypotez.storage.repositories import AuditLog, DatasetCounts
 
 __all__ = [
@@ -52,6 +52,13 @@ __all__ = [
 SHOWN_PROBLEMS = 10
 
 _NAME = re.compile(r"^\w[\w.-]{0,63}$")
+#: Examples an import reads, and inserts, at a time: memory holds one chunk, and each insert is a short stretch
+#: of event loop work.
+IMPORT_CHUNK = 500
+
+
+class _RejectedError(Exception):
+    """An import found problems and ``skip_bad`` was not given: its transaction is rolled back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +170,6 @@ class DatasetCatalog:
             )
         return name
 
-    async def _parse(self, path: Path, *, label: str, origin: str, source: str) -> ParsedFile:
-        return await asyncio.to_thread(
-            parse_file,
-            path,
-            label=label,
-            origin=origin,
-            source=source,
-            max_tokens=self.settings.dataset_max_example_tokens,
-        )
-
     async def import_file(
         self,
         path: Path,
@@ -186,9 +183,10 @@ class DatasetCatalog:
     ) -> ImportReport:
         """Import an uploaded file into a new version of ``name`` (the previous version's examples kept)."""
         name = self.check_name(name)
-        parsed = await self._parse(path, label=POSITIVE if positive else NEGATIVE, origin="upload", source=filename)
         return await self._store(
-            [parsed],
+            [(path, filename)],
+            label=POSITIVE if positive else NEGATIVE,
+            origin="upload",
             guild_id=guild_id,
             actor_id=actor_id,
             name=name,
@@ -218,13 +216,10 @@ class DatasetCatalog:
         rel = area.relative(directory)
         if not files:
             raise InvalidInputError(f"`{rel}` has no .jsonl, .csv or .txt files to import.")
-        label = POSITIVE if positive else NEGATIVE
-        parsed = [
-            await self._parse(p, label=label, origin="directory", source=p.relative_to(directory).as_posix())
-            for p in files
-        ]
         report = await self._store(
-            parsed,
+            [(p, p.relative_to(directory).as_posix()) for p in files],
+            label=POSITIVE if positive else NEGATIVE,
+            origin="directory",
             guild_id=guild_id,
             actor_id=actor_id,
             name=name,
@@ -249,8 +244,10 @@ class DatasetCatalog:
 
     async def _store(
         self,
-        parsed: Sequence[ParsedFile],
+        files: Sequence[tuple[Path, str]],
         *,
+        label: str,
+        origin: str,
         guild_id: int,
         actor_id: int | None,
         name: str,
@@ -259,46 +256,82 @@ class DatasetCatalog:
         target: str,
         what: str,
     ) -> ImportReport:
-        problems = [p for f in parsed for p in f.problems]
-        problem_count = sum(f.problem_count for f in parsed)
-        if problem_count and not skip_bad:
+        """Stream ``files`` ((path, source) pairs) into a new version of ``name``: read :data:`IMPORT_CHUNK`
+        examples at a time in a worker thread and insert each chunk before reading the next, so neither memory
+        nor the event loop grows with the file.  One transaction: a file with problems (without ``skip_bad``),
+        one past ``dataset_max_examples`` or one with nothing usable leaves nothing behind."""
+        parsed = [ParsedFile(source) for _, source in files]
+        readers = [
+            iter_examples(
+                path,
+                stats,
+                label=label,
+                origin=origin,
+                max_tokens=self.settings.dataset_max_example_tokens,
+                chunk=IMPORT_CHUNK,
+            )
+            for (path, _), stats in zip(files, parsed, strict=True)
+        ]
+
+        async def chunks() -> AsyncIterator[list[DatasetExample]]:
+            offered = 0
+            for reader in readers:
+                while (chunk := await asyncio.to_thread(next, reader, None)) is not None:
+                    if sum(f.problem_count for f in parsed) and not skip_bad:
+                        continue  # the import is refused: read on only to count the problems
+                    offered += len(chunk)
+                    yield chunk
+            if sum(f.problem_count for f in parsed) and not skip_bad:
+                raise _RejectedError
+            if not offered:
+                raise InvalidInputError(f"Nothing was imported: {what} holds no usable examples.")
+
+        try:
+            dataset, added, duplicates = await self.repository.add_version_stream(
+                guild_id,
+                name,
+                chunks(),
+                created_by=actor_id,
+                description=f"Imported from {target}"[:500],
+                max_examples=self.settings.dataset_max_examples,
+            )
+        except _RejectedError:
+            pass
+        else:
+            problem_count = sum(f.problem_count for f in parsed)
             await self.audit.record(
-                f"{action}.rejected",
+                action,
                 guild_id=guild_id,
                 actor_id=actor_id,
                 target=target[:300],
-                details={"dataset": name, "problems": problem_count},
+                details={
+                    "dataset_id": dataset.id,
+                    "dataset": name,
+                    "version": dataset.version,
+                    "added": added,
+                    "duplicates": duplicates,
+                    "skipped": problem_count,
+                },
             )
-            raise InvalidInputError(
-                _clip(
-                    f"Nothing was imported: {what} has {problem_count:,} problem{'s' if problem_count != 1 else ''}. "
-                    "Fix them, or run the command again with `skip_bad:True` to import only the valid lines.\n"
-                    + _problem_lines(problems, problem_count)
-                ),
-                details=[str(p) for p in problems],
-            )
-        examples, repeated = await asyncio.to_thread(_unique, [e for f in parsed for e in f.examples])
-        duplicates = sum(f.duplicates for f in parsed) + repeated
-        if not examples:
-            raise InvalidInputError(f"Nothing was imported: {what} holds no usable examples.")
-        dataset, added, already = await self.repository.add_version(
-            guild_id, name, examples, created_by=actor_id, description=f"Imported from {target}"[:500]
-        )
+            problems = [p for f in parsed for p in f.problems]
+            return ImportReport(dataset, len(parsed), added, duplicates, problem_count, problems)
+        problems = [p for f in parsed for p in f.problems]
+        problem_count = sum(f.problem_count for f in parsed)
         await self.audit.record(
-            action,
+            f"{action}.rejected",
             guild_id=guild_id,
             actor_id=actor_id,
             target=target[:300],
-            details={
-                "dataset_id": dataset.id,
-                "dataset": name,
-                "version": dataset.version,
-                "added": added,
-                "duplicates": duplicates + already,
-                "skipped": problem_count,
-            },
+            details={"dataset": name, "problems": problem_count},
         )
-        return ImportReport(dataset, len(parsed), added, duplicates + already, problem_count, problems)
+        raise InvalidInputError(
+            _clip(
+                f"Nothing was imported: {what} has {problem_count:,} problem{'s' if problem_count != 1 else ''}. "
+                "Fix them, or run the command again with `skip_bad:True` to import only the valid lines.\n"
+                + _problem_lines(problems, problem_count)
+            ),
+            details=[str(p) for p in problems],
+        )
 
     async def build(
         self,
@@ -343,6 +376,7 @@ class DatasetCatalog:
             created_by=actor_id,
             description=f"Built from reviewed corrections and feedback ({described})",
             extend=False,
+            max_examples=self.settings.dataset_max_examples,
         )
         await self.audit.record(
             "dataset.build",
@@ -504,17 +538,6 @@ def _export_names(dataset: Dataset) -> list[str]:
         names += [f"{stem}{part}{suffix}" for part in _PARTS]
         names.append(f"{safe_filename(stem)}.zip")
     return names
-
-
-def _unique(examples: Sequence[DatasetExample]) -> tuple[list[DatasetExample], int]:
-    """``examples`` without repeated content, and how many repeats were dropped."""
-    unique: list[DatasetExample] = []
-    seen: set[str] = set()
-    for example in examples:
-        if example.content_hash not in seen:
-            seen.add(example.content_hash)
-            unique.append(example)
-    return unique, len(examples) - len(unique)
 
 
 def _write_version(staging: Path, stem: str, rows: Sequence[Example]) -> list[tuple[str, Path]]:

@@ -47,6 +47,7 @@ __all__ = [
     "ParsedFile",
     "Problem",
     "example_from_record",
+    "iter_examples",
     "parse_file",
 ]
 
@@ -94,14 +95,41 @@ class ParsedFile:
 
 
 def parse_file(path: Path, *, label: str, origin: str, source: str, max_tokens: int) -> ParsedFile:
-    """Read a ``.jsonl``, ``.csv`` or ``.txt`` file line by line (blocking: run it in a worker thread)."""
+    """Read a ``.jsonl``, ``.csv`` or ``.txt`` file line by line (blocking: run it in a worker thread), every
+    example kept in memory, repeated content once: for small files; imports stream with :func:`iter_examples`."""
+    parsed = ParsedFile(source)
+    seen: set[str] = set()
+    for chunk in iter_examples(path, parsed, label=label, origin=origin, max_tokens=max_tokens):
+        for example in chunk:
+            if example.content_hash in seen:
+                parsed.duplicates += 1
+                continue
+            seen.add(example.content_hash)
+            parsed.examples.append(example)
+    return parsed
+
+
+def iter_examples(
+    path: Path, parsed: ParsedFile, *, label: str, origin: str, max_tokens: int, chunk: int = 1000
+) -> Iterator[list[DatasetExample]]:
+    """The examples of a ``.jsonl``, ``.csv`` or ``.txt`` file, ``chunk`` at a time (blocking: advance it in a
+    worker thread), as the file is read: memory stays flat in the number of lines.  Problems, and the last line
+    read, are counted in ``parsed`` (whose ``examples`` stays empty); repeated content is not removed here.
+
+    The suffix is checked at once, before the first chunk is asked for."""
     readers = {".jsonl": _jsonl_records, ".csv": _csv_records, ".txt": _txt_records}
     reader = readers.get(path.suffix.lower())
     if reader is None:
-        raise InvalidInputError(f"`{source}`: only .jsonl, .csv and .txt files can be imported.")
-    parsed = ParsedFile(source)
-    seen: set[str] = set()
-    for line, record in reader(path):
+        raise InvalidInputError(f"`{parsed.source}`: only .jsonl, .csv and .txt files can be imported.")
+    return _examples(reader(path), parsed, label=label, origin=origin, max_tokens=max_tokens, chunk=max(chunk, 1))
+
+
+def _examples(
+    records: Iterator[tuple[int, Any]], parsed: ParsedFile, *, label: str, origin: str, max_tokens: int, chunk: int
+) -> Iterator[list[DatasetExample]]:
+    source = parsed.source
+    batch: list[DatasetExample] = []
+    for line, record in records:
         parsed.lines = line
         try:
             if isinstance(record, _BadLineError):
@@ -117,12 +145,12 @@ def parse_file(path: Path, *, label: str, origin: str, source: str, max_tokens: 
             _LOGGER.warning("unforeseen problem in %s line %d", source, line, exc_info=True)
             parsed.problem(line, "this line cannot be read as an example (check the types of its fields)")
             continue
-        if example.content_hash in seen:
-            parsed.duplicates += 1
-            continue
-        seen.add(example.content_hash)
-        parsed.examples.append(example)
-    return parsed
+        batch.append(example)
+        if len(batch) >= chunk:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _binary_lines(path: Path) -> Iterator[tuple[int, str | _BadLineError]]:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from typing import cast as cast_type
 
 from sqlalchemy import Text, and_, case, cast, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from hypotez.errors import InvalidInputError, NotFoundError
@@ -27,7 +29,7 @@ from hypotez.storage.models import (
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
     from sqlalchemy import Select, Table
 
@@ -159,15 +161,17 @@ def _orm_examples(dataset_id: int, raw: Sequence[Sequence[Any]]) -> list[Dataset
     return examples
 
 
-def _insert_rows(examples: Sequence[DatasetExample]) -> list[dict[str, Any]]:
-    """Column values of ``examples``, each content once (in order)."""
+def _insert_rows(examples: Sequence[DatasetExample], dataset_id: int) -> list[dict[str, Any]]:
+    """Column values of ``examples`` in version ``dataset_id``, each content once (in order)."""
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for example in examples:
         if example.content_hash in seen:
             continue
         seen.add(example.content_hash)
-        rows.append({name: getattr(example, name) for name in _EXAMPLE_FIELDS})
+        row = {name: getattr(example, name) for name in _EXAMPLE_FIELDS}
+        row["dataset_id"] = dataset_id
+        rows.append(row)
     return rows
 
 
@@ -242,14 +246,51 @@ class DatasetRepository:
         created_by: int | None,
         description: str | None = None,
         extend: bool = True,
+        max_examples: int | None = None,
     ) -> tuple[Dataset, int, int]:
         """Write a new version of ``name`` holding ``examples`` (and, with ``extend``, the newest live version's).
 
-        Returns the version, how many examples were added, and how many were already there.  The examples are
-        written with bulk INSERTs of :data:`EXAMPLE_CHUNK` rows (their values read in a worker thread), not as ORM
-        objects; the previous version's are copied inside the database.
+        Returns the version, how many examples were added, and how many were already there (or repeated).
+        See :meth:`add_version_stream`, which this calls with ``examples`` in chunks.
         """
-        rows = await asyncio.to_thread(_insert_rows, examples)
+
+        async def chunks() -> AsyncIterator[Sequence[DatasetExample]]:
+            for start in range(0, len(examples), EXAMPLE_CHUNK):
+                yield examples[start : start + EXAMPLE_CHUNK]
+
+        return await self.add_version_stream(
+            guild_id,
+            name,
+            chunks(),
+            created_by=created_by,
+            description=description,
+            extend=extend,
+            max_examples=max_examples,
+        )
+
+    async def add_version_stream(
+        self,
+        guild_id: int,
+        name: str,
+        chunks: AsyncIterable[Sequence[DatasetExample]],
+        *,
+        created_by: int | None,
+        description: str | None = None,
+        extend: bool = True,
+        max_examples: int | None = None,
+    ) -> tuple[Dataset, int, int]:
+        """Write a new version of ``name`` from ``chunks`` of examples as they come (and, with ``extend``, the
+        newest live version's examples, copied inside the database first).
+
+        All in one transaction: readers see the whole version or none of it; when ``chunks`` raises, a limit is
+        passed or nothing is new, the version is rolled back.  Repeated content (within the chunks, or already
+        in the previous version) is left to the database's unique (version, content hash) constraint: each chunk
+        is one bulk ``INSERT ... ON CONFLICT DO NOTHING``, its values read in a worker thread, so memory holds one
+        chunk at a time, never the file.  ``max_examples`` bounds the version's size (previous examples included).
+
+        Returns the version, how many examples were added, and how many offered were already there (or repeated).
+        """
+        offered = added = 0
         try:
             async with self._db.session() as session, session.begin():
                 previous = await session.scalar(
@@ -267,18 +308,11 @@ class DatasetRepository:
                 )
                 session.add(dataset)
                 await session.flush()
-                known: set[str] = set()
+                kept = 0
                 if extend and previous is not None and previous.archived_at is None:
-                    known = set(
-                        (
-                            await session.scalars(
-                                select(DatasetExample.content_hash).where(DatasetExample.dataset_id == previous.id)
-                            )
-                        ).all()
-                    )
                     columns = ["kind", "label", "origin", "source_ref", "messages", "preferred", "rejected"]
                     columns += ["token_count", "content_hash", "created_at"]
-                    await session.execute(
+                    copied = await session.execute(
                         insert(DatasetExample).from_select(
                             ["dataset_id", *columns],
                             select(literal(dataset.id), *(getattr(DatasetExample, c) for c in columns)).where(
@@ -286,14 +320,28 @@ class DatasetRepository:
                             ),
                         )
                     )
-                new_rows = [row for row in rows if row["content_hash"] not in known] if known else rows
-                for start in range(0, len(new_rows), EXAMPLE_CHUNK):
-                    chunk = new_rows[start : start + EXAMPLE_CHUNK]
-                    for row in chunk:
-                        row["dataset_id"] = dataset.id
-                    await session.execute(insert(_EXAMPLES), chunk)
-                added = len(new_rows)
-                if added == 0 and known:
+                    kept = int(cast_type("Any", copied).rowcount or 0)
+                    if kept < 0:  # a driver that does not count: ask
+                        kept = int(
+                            await session.scalar(
+                                select(func.count(DatasetExample.id)).where(DatasetExample.dataset_id == dataset.id)
+                            )
+                            or 0
+                        )
+                statement = self._insert_new().returning(DatasetExample.id)
+                async for chunk in chunks:
+                    rows = await asyncio.to_thread(_insert_rows, chunk, dataset.id)
+                    offered += len(chunk)
+                    if not rows:
+                        continue
+                    added += len((await session.execute(statement, rows)).all())
+                    if max_examples is not None and kept + added > max_examples:
+                        raise InvalidInputError(
+                            f"Nothing was imported: `{name[:100]}` would hold more than {max_examples:,} examples, "
+                            "the most a dataset version may hold (`dataset_max_examples`). Split the file, or "
+                            "import into a new dataset name."
+                        )
+                if added == 0 and kept:
                     assert previous is not None
                     raise InvalidInputError(
                         f"Nothing new: every example is already in `{name}` (version {previous.version})."
@@ -302,7 +350,13 @@ class DatasetRepository:
             raise InvalidInputError(
                 f"Dataset `{name}` was changed by someone else at the same moment; try again."
             ) from None
-        return dataset, added, len(examples) - added
+        return dataset, added, offered - added
+
+    def _insert_new(self) -> Any:
+        """An INSERT into the examples that leaves out content the version already holds (either dialect)."""
+        if self._db.dialect == "postgresql":
+            return pg_insert(_EXAMPLES).on_conflict_do_nothing(index_elements=["dataset_id", "content_hash"])
+        return sqlite_insert(_EXAMPLES).on_conflict_do_nothing(index_elements=["dataset_id", "content_hash"])
 
     async def examples(self, dataset_id: int, *, kind: str | None = None) -> list[DatasetExample]:
         """A version's examples in the order they were added (detached objects, built in a worker thread)."""
