@@ -117,7 +117,7 @@ async def test_a_big_txt_is_stored_once_per_line_without_stalling_the_loop(hz: R
     async with longest_stall() as worst:
         added = await import_txt(hz, big, "big")
     elapsed = time.perf_counter() - started
-    print(f"100k-line import: {elapsed:.1f} s, longest loop stall {worst[0] * 1000:.1f} ms")  # noqa: T201
+    print(f"100k-line import: {elapsed:.1f} s, longest loop stall {worst[0] * 1000:.1f} ms")
     assert added == big_distinct
     assert await stored(hz, "big") == (big_distinct, big_distinct)
     assert worst[0] < STALL_BOUND, f"the loop stalled {worst[0] * 1000:.0f} ms"
@@ -128,7 +128,7 @@ async def test_a_big_txt_is_stored_once_per_line_without_stalling_the_loop(hz: R
 
     small_peak = await peak_during(hz, small, "small-mem")
     big_peak = await peak_during(hz, big, "big-mem")
-    print(f"tracemalloc peak: 10k lines {small_peak / 1e6:.1f} MB, 100k lines {big_peak / 1e6:.1f} MB")  # noqa: T201
+    print(f"tracemalloc peak: 10k lines {small_peak / 1e6:.1f} MB, 100k lines {big_peak / 1e6:.1f} MB")
     assert await stored(hz, "small-mem") == (small_distinct, small_distinct)
     assert await stored(hz, "big-mem") == (big_distinct, big_distinct)
     # Flat, not linear: ten times the lines, at most about twice the memory.
