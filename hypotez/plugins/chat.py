@@ -14,6 +14,7 @@ from hypotez.ml.assistant import Assistant
 from hypotez.permissions import Caller
 from hypotez.plugins._autocomplete import model_autocomplete
 from hypotez.plugins._checks import EVERYWHERE, IN_SERVERS, require
+from hypotez.plugins._cooldowns import cooldown
 from hypotez.plugins._delivery import ChannelTarget, InteractionTarget, deliver
 from hypotez.plugins._errors import describe_error
 from hypotez.plugins._listeners import message_listener
@@ -53,7 +54,7 @@ class Chat(
     lightbulb.SlashCommand,
     name="chat",
     description="Talk with the model",
-    hooks=[require(Capability.CHAT)],
+    hooks=[require(Capability.CHAT), cooldown("chat")],
     **EVERYWHERE,
 ):
     message = lightbulb.string("message", "What to say", min_length=1, max_length=4000)

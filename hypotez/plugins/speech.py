@@ -13,6 +13,7 @@ from hypotez.errors import InvalidInputError
 from hypotez.permissions import Caller
 from hypotez.plugins._autocomplete import bounded
 from hypotez.plugins._checks import EVERYWHERE, IN_SERVERS, require, require_in_server
+from hypotez.plugins._cooldowns import cooldown
 from hypotez.plugins._listeners import gateway_listener
 from hypotez.storage.repositories import AuditLog, GuildSettingsRepository
 from hypotez.voice.transport.base import MISSING_PERMISSIONS_MESSAGE
@@ -99,7 +100,7 @@ class Say(
     lightbulb.SlashCommand,
     name="say",
     description="Speak a text: in your voice channel when I can join it, else as an audio file",
-    hooks=[require(Capability.VOICE)],
+    hooks=[require(Capability.VOICE), cooldown("say")],
     **EVERYWHERE,
 ):
     text = lightbulb.string("text", "What to say", min_length=1, max_length=1000)

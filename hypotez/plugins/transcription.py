@@ -27,6 +27,7 @@ from hypotez.plugins._components import (
     open_modal,
     text_input,
 )
+from hypotez.plugins._cooldowns import cooldown
 from hypotez.plugins._deadlines import TOKEN_LIFETIME, finish, interaction_age
 from hypotez.plugins._delivery import NO_MENTIONS, ChannelTarget, deliver
 from hypotez.plugins._errors import describe_error
@@ -192,7 +193,9 @@ async def language_autocomplete(
 
 
 @loader.command
-class TranscribeMessage(lightbulb.MessageCommand, name="Transcribe", hooks=[require(Capability.VOICE)], **EVERYWHERE):
+class TranscribeMessage(
+    lightbulb.MessageCommand, name="Transcribe", hooks=[require(Capability.VOICE), cooldown("transcribe")], **EVERYWHERE
+):
     @lightbulb.invoke
     async def invoke(self, ctx: lightbulb.Context, caller: Caller, settings: Settings, service: Transcripts) -> None:
         found = audio_attachments(self.target.attachments)
@@ -218,7 +221,7 @@ class Transcribe(
     lightbulb.SlashCommand,
     name="transcribe",
     description="Transcribe an audio or video file",
-    hooks=[require(Capability.VOICE)],
+    hooks=[require(Capability.VOICE), cooldown("transcribe")],
     **EVERYWHERE,
 ):
     file = lightbulb.attachment("file", "The recording (ogg, mp3, wav, m4a, webm, mp4...)")

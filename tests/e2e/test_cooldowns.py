@@ -79,3 +79,24 @@ async def test_the_repository_counts_atomically(bot_settings: Settings, openai_f
         assert verdicts[2].retry_seconds == 60
         assert (await repo.hit("k", limit=2, window=window, now=T0 + window)).allowed
         assert await repo.prune(older_than=dt.timedelta(hours=1), now=T0 + dt.timedelta(hours=2)) == 1
+
+
+@pytest.mark.asyncio
+async def test_commands_carry_their_cooldowns(bot_settings: Settings, openai_fake: FakeOpenAI) -> None:
+    """/chat, /say, /transcribe and "Transcribe" are limited per member; the refusal says when to retry."""
+    from tests.fakes.interactions import said, slash
+
+    settings = bot_settings.model_copy(update={"cooldown_chat_per_minute": 1, "cooldown_say_per_minute": 1})
+    async with running_hypotez(settings, openai_fake) as hz:
+        openai_fake.reply_with("Hello!")
+        first = await hz.send(slash("chat", {"message": "hi"}))
+        assert first.original_message is not None
+        assert first.original_message["content"] == "Hello!"
+        second = await hz.send(slash("chat", {"message": "hi again"}))
+        assert "You have used chat too often just now. Try again in" in said(second)
+        assert second.ephemeral
+        assert len([r for r in openai_fake.requests if r.path.endswith("/chat/completions")]) == 1
+    commands = {c._command_data.name: c for c in hz.app.client.registered_commands if hasattr(c, "_command_data")}
+    for name, kind in (("chat", "chat"), ("say", "say"), ("transcribe", "transcribe"), ("Transcribe", "transcribe")):
+        hooks = [getattr(h, "name", "") for h in commands[name]._command_data.hooks]
+        assert f"cooldown_{kind}" in hooks, (name, hooks)

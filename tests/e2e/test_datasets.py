@@ -495,14 +495,14 @@ async def test_upload_is_streamed_to_disk_and_parsed_off_the_event_loop(
         raise AssertionError("attachments are streamed, not read whole")
 
     threads: list[str] = []
-    real_parse = datasets_module.parse_file
+    real_example = parsing_module.example_from_record
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         threads.append(threading.current_thread().name)
-        return real_parse(*args, **kwargs)
+        return real_example(*args, **kwargs)
 
     monkeypatch.setattr(hikari.Attachment, "read", no_read)
-    monkeypatch.setattr(catalog_module, "parse_file", spy)
+    monkeypatch.setattr(parsing_module, "example_from_record", spy)  # each line, in the chunk reader
     content = jsonl([{"prompt": f"question {i}", "completion": f"answer {i}"} for i in range(3000)])
     assert len(content) > 100_000  # several chunks
     result = await upload(hz, "many.jsonl", content)
@@ -528,7 +528,7 @@ async def test_dataset_work_runs_off_the_event_loop(hz: RunningBot, monkeypatch:
 
         monkeypatch.setattr(module, name, wrapper)
 
-    for name in ("supervised_records", "preference_records", "csv_rows", "build_examples", "_unique"):
+    for name in ("supervised_records", "preference_records", "csv_rows", "build_examples"):
         spy(catalog_module, name)
     for name in ("supervised_records", "preference_records"):
         spy(loading_module, name)
@@ -558,7 +558,6 @@ async def test_dataset_work_runs_off_the_event_loop(hz: RunningBot, monkeypatch:
         "preference_records",
         "csv_rows",
         "build_examples",
-        "_unique",
         "_insert_rows",
         "_orm_examples",
     }

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 SERVER_ONLY = {
     "admin",
     "archive",
+    "audit",
     "dataset",
     "getfile",
     "jobs",
@@ -31,7 +32,7 @@ SERVER_ONLY = {
     "voice",
 }
 #: Of those, the ones for staff: hidden from members without Administrator until the server changes that.
-STAFF = {"admin", "archive", "dataset", "getfile", "jobs", "test", "train"}
+STAFF = {"admin", "archive", "audit", "dataset", "getfile", "jobs", "test", "train"}
 
 
 def _leaves(command: Any) -> list[Any]:
