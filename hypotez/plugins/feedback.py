@@ -417,6 +417,7 @@ class FeedbackList(
         except ValueError:
             raise InvalidInputError("Pick the rating and the kind from the lists offered.") from None
         model = (self.model or "").strip() or None
+        await ctx.defer(ephemeral=True)  # it reads the server's feedback: answer Discord first
         embed, rows = await _show_page(
             feedback_repo, caller.guild_id, page=0, days=self.days, rating=rating, kind=kind, model=model
         )
