@@ -26,7 +26,7 @@ from hypotez.ml.assistant import Assistant, ChatBackends
 from hypotez.ml.chat import ChatBackend, OpenAICompatibleBackend
 from hypotez.ml.datasets import DatasetCatalog
 from hypotez.ml.datasets.examples import examples_from_correction
-from hypotez.ml.jobs import JobTracker
+from hypotez.ml.jobs import JobTracker, LocalLimits
 from hypotez.ml.local_chat import LocalChatBackend
 from hypotez.ml.local_models import LocalModels
 from hypotez.ml.trainers.local import LocalTrainer
@@ -41,6 +41,7 @@ from hypotez.storage import Database
 from hypotez.storage.files import DataDirectory
 from hypotez.storage.repositories import (
     AuditLog,
+    CooldownRepository,
     CorrectionRepository,
     DatasetRepository,
     FeedbackRepository,
@@ -179,6 +180,7 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
     replies = register(ReplyRepository, ReplyRepository(db))
     register(CorrectionRepository, CorrectionRepository(db))
     register(ReviewRepository, ReviewRepository(db, examples_from_correction))
+    register(CooldownRepository, CooldownRepository(db))
     register(FeedbackRepository, FeedbackRepository(db))
     data_dir = register(DataDirectory, DataDirectory.from_settings(settings))
     datasets = register(DatasetRepository, DatasetRepository(db))
@@ -197,7 +199,12 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
     job_rows = register(JobRepository, JobRepository(db))
     jobs = register(
         JobTracker,
-        JobTracker(job_rows, _trainers(default_chat, local_models), poll_interval=settings.job_poll_interval),
+        JobTracker(
+            job_rows,
+            _trainers(default_chat, local_models),
+            poll_interval=settings.job_poll_interval,
+            local_limits=LocalLimits(settings.local_max_concurrent_jobs, settings.local_max_jobs_per_server),
+        ),
         JobTracker.stop,
     )
     messages = register(JobMessages, JobMessages(app.bot.rest))

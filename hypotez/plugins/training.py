@@ -23,6 +23,7 @@ from hypotez.permissions import Caller
 from hypotez.plugins._attachments import attachment_chunks, check_upload
 from hypotez.plugins._autocomplete import dataset_names
 from hypotez.plugins._checks import STAFF_IN_SERVERS, require
+from hypotez.plugins._cooldowns import cooldown
 from hypotez.plugins._job_status import JobMessages
 from hypotez.storage.files import DataDirectory
 from hypotez.storage.models import TrainingJob
@@ -40,7 +41,7 @@ class Train(
     lightbulb.SlashCommand,
     name="train",
     description="Fine-tune a model on a dataset",
-    hooks=[require(Capability.TRAIN)],
+    hooks=[require(Capability.TRAIN), cooldown("train")],
     **STAFF_IN_SERVERS,
 ):
     dataset = lightbulb.string(

@@ -83,7 +83,8 @@ async def test_the_repository_counts_atomically(bot_settings: Settings, openai_f
 
 @pytest.mark.asyncio
 async def test_commands_carry_their_cooldowns(bot_settings: Settings, openai_fake: FakeOpenAI) -> None:
-    """/chat, /say, /transcribe and "Transcribe" are limited per member; the refusal says when to retry."""
+    """/chat, /say, /transcribe and "Transcribe" are limited per member, /train per server; the refusal says when
+    to retry."""
     from tests.fakes.interactions import said, slash
 
     settings = bot_settings.model_copy(update={"cooldown_chat_per_minute": 1, "cooldown_say_per_minute": 1})
@@ -97,6 +98,12 @@ async def test_commands_carry_their_cooldowns(bot_settings: Settings, openai_fak
         assert second.ephemeral
         assert len([r for r in openai_fake.requests if r.path.endswith("/chat/completions")]) == 1
     commands = {c._command_data.name: c for c in hz.app.client.registered_commands if hasattr(c, "_command_data")}
-    for name, kind in (("chat", "chat"), ("say", "say"), ("transcribe", "transcribe"), ("Transcribe", "transcribe")):
+    for name, kind in (
+        ("chat", "chat"),
+        ("say", "say"),
+        ("transcribe", "transcribe"),
+        ("Transcribe", "transcribe"),
+        ("train", "train"),
+    ):
         hooks = [getattr(h, "name", "") for h in commands[name]._command_data.hooks]
         assert f"cooldown_{kind}" in hooks, (name, hooks)
