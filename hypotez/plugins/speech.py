@@ -146,7 +146,7 @@ class VoiceJoin(
     )
 
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, caller: Caller, sessions: VoiceSessions) -> None:
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, sessions: VoiceSessions, audit: AuditLog) -> None:
         assert caller.guild_id is not None
         target = int(self.channel.id) if self.channel is not None else _member_voice_channel(ctx)
         if target is None:
@@ -158,6 +158,7 @@ class VoiceJoin(
         _check_permissions(ctx, target)
         await ctx.defer(ephemeral=True)
         await sessions.join(caller.guild_id, target)
+        await audit.record("voice.join", guild_id=caller.guild_id, actor_id=caller.user_id, target=f"channel:{target}")
         await ctx.respond(f"🔊 Joined <#{target}>.", ephemeral=True)
 
 
@@ -167,13 +168,16 @@ class VoiceLeave(
     hooks=[require_in_server(Capability.VOICE)],
 ):  # fmt: skip
     @lightbulb.invoke
-    async def invoke(self, ctx: lightbulb.Context, caller: Caller, sessions: VoiceSessions) -> None:
+    async def invoke(self, ctx: lightbulb.Context, caller: Caller, sessions: VoiceSessions, audit: AuditLog) -> None:
         assert caller.guild_id is not None
         channel = sessions.channel_of(caller.guild_id)
         if channel is None:
             await ctx.respond("I am not in a voice channel here.", ephemeral=True)
             return
         await sessions.leave(caller.guild_id)
+        await audit.record(
+            "voice.leave", guild_id=caller.guild_id, actor_id=caller.user_id, target=f"channel:{channel}"
+        )
         await ctx.respond(f"Left <#{channel}>.", ephemeral=True)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from hypotez.storage import Database
 from hypotez.storage.models import BotReply, Transcript
-from hypotez.storage.repositories import GuildSettingsRepository
+from hypotez.storage.repositories import AuditFilter, AuditLog, GuildSettingsRepository
 from hypotez.voice.transport.base import MISSING_PERMISSIONS_MESSAGE
 from hypotez.voice.transport.sessions import VoiceSessions
 from tests.fakes.discord_gateway import (
@@ -172,6 +172,11 @@ async def test_voice_join_say_and_leave_through_the_voice_gateway(
             left = await _command(hz, slash("voice", subcommand="leave"), expect="Left")
             assert f"<#{VOICE_CHANNEL_ID}>" in left
             await hz.gateway.wait_for(lambda: hz.gateway.voice_state_requests[-1]["channel_id"] is None)
+
+            actions = [
+                e.action for e in await hz.app.get(AuditLog).page(AuditFilter(guild_id=GUILD_ID), offset=0, limit=50)
+            ]
+            assert {"voice.join", "voice.leave"} <= set(actions)
 
             # Back in, then the last member leaves the channel: the bot leaves at once.
             await _command(hz, slash("voice", subcommand="join"), expect="Joined")

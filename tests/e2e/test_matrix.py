@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import hikari
 import pytest
 from sqlalchemy import func, select
 
@@ -133,3 +134,48 @@ async def test_another_servers_administrator_reaches_nothing_of_this_server(hz: 
     assert await _state(hz) == before  # no rating, correction, review item or vote was added or removed
     async with hz.services.db.session() as session:
         assert (await session.get(Correction, correction.id)).corrected_text == "Canberra."  # type: ignore[union-attr]
+
+
+def _leaves(command: Any) -> list[Any]:
+    import lightbulb
+
+    if isinstance(command, lightbulb.Group | lightbulb.SubGroup):
+        return [leaf for sub in command.subcommands.values() for leaf in _leaves(sub)]
+    return [command]
+
+
+def _capability_of(leaf: Any) -> str:
+    [name] = [h.name for h in leaf._command_data.hooks if h.name.startswith("require_")]
+    return name.removeprefix("require_").removesuffix("_in_server")
+
+
+@pytest.mark.asyncio
+async def test_every_command_refuses_a_member_without_its_capability(hz: RunningBot) -> None:
+    """Every slash and context-menu command, used by a member of this server whose server grants every capability
+    to a role they lack, is refused for that capability before it does anything."""
+    from hypotez.storage.models import AuditEntry, BotReply
+    from tests.fakes.interactions import message_command
+
+    await hz.services.guild_settings.update(
+        GUILD_ID, capability_roles={c.value: [NOBODY_ROLE] for c in Capability if c is not Capability.ADMIN}
+    )
+    async with hz.services.db.session() as session:
+        audit_before = await session.scalar(select(func.count()).select_from(AuditEntry))
+    target = message_payload("a message", author_bot=True)
+    checked = 0
+    for command in hz.app.client.registered_commands:
+        for leaf in _leaves(command):
+            data = leaf._command_data
+            capability = _capability_of(leaf)
+            parts = data.qualified_name.split(" ")
+            if data.type is hikari.CommandType.MESSAGE:
+                payload = message_command(data.name, target, user=MEMBER)
+            else:
+                payload = slash(parts[0], {}, subcommand=parts[-1] if len(parts) > 1 else None, user=MEMBER)
+            answer = _answer(await hz.send(payload))
+            assert f"You need the `{capability}` capability" in answer, (data.qualified_name, answer)
+            checked += 1
+    assert checked >= 40
+    async with hz.services.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(AuditEntry)) == audit_before
+        assert await session.scalar(select(func.count()).select_from(BotReply)) == 0
