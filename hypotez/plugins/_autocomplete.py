@@ -75,6 +75,12 @@ def allowed_area(caller: Caller, data_dir: DataDirectory, capability: Capability
     return data_dir.for_guild(caller.guild_id)
 
 
+def matching(values: Sequence[str], typed: object) -> list[str]:
+    """``values`` containing what was typed (case-insensitive)."""
+    wanted = str(typed or "").strip().casefold()
+    return [v for v in values if wanted in v.casefold()]
+
+
 def choices(values: Sequence[str]) -> list[hikari.impl.AutocompleteChoiceBuilder]:
     """Up to 25 choices (values over Discord's 100 characters cannot be offered)."""
     return [hikari.impl.AutocompleteChoiceBuilder(name=v, value=v) for v in values if len(v) <= 100][:25]

@@ -17,7 +17,7 @@ from hypotez.config import Capability
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.keys import Key, ModalSigner, ParsedKey, build_key
 from hypotez.permissions import Caller
-from hypotez.plugins._autocomplete import bounded
+from hypotez.plugins._autocomplete import allowed, bounded, choices, matching
 from hypotez.plugins._checks import EVERYWHERE, OUTSIDE_SERVER, require, require_in_server
 from hypotez.plugins._components import (
     ComponentContext,
@@ -385,12 +385,11 @@ async def feedback_model_autocomplete(
     feedback_repo: FeedbackRepository = lightbulb.di.INJECTED,
 ) -> None:
     """The models this server's feedback is about (nothing outside servers or without ``curate``)."""
-    if caller.guild_id is None or not caller.can(Capability.CURATE):
+    if not allowed(caller, Capability.CURATE):
         await ctx.respond([])
         return
-    typed = str(ctx.focused.value or "").lower()
-    names = [n for n in await feedback_repo.models(caller.guild_id) if typed in n.lower() and len(n) <= 100]
-    await ctx.respond([hikari.impl.AutocompleteChoiceBuilder(name=n, value=n) for n in names[:25]])
+    assert caller.guild_id is not None
+    await ctx.respond(choices(matching(await feedback_repo.models(caller.guild_id), ctx.focused.value)))
 
 
 @feedback.register

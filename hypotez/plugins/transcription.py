@@ -16,7 +16,7 @@ from hypotez.errors import InvalidInputError
 from hypotez.keys import Key, ModalSigner, build_key
 from hypotez.ml.assistant import Assistant
 from hypotez.permissions import Caller
-from hypotez.plugins._autocomplete import bounded
+from hypotez.plugins._autocomplete import allowed, bounded, choices, matching
 from hypotez.plugins._checks import EVERYWHERE, IN_SERVERS, require, require_in_server
 from hypotez.plugins._components import (
     ComponentContext,
@@ -456,12 +456,11 @@ async def _term_autocomplete(
     caller: Caller = lightbulb.di.INJECTED,
     service: Transcripts = lightbulb.di.INJECTED,
 ) -> None:
-    if caller.guild_id is None or not caller.can(Capability.CURATE):
+    if not allowed(caller, Capability.CURATE):
         await ctx.respond([])
         return
-    typed = str(ctx.focused.value or "").casefold()
-    terms = [t.text for t in await service.vocabulary(caller.guild_id) if typed in t.text.casefold()]
-    await ctx.respond([hikari.impl.AutocompleteChoiceBuilder(name=t, value=t) for t in terms[:25]])
+    terms = [t.text for t in await service.vocabulary(caller.guild_id)]
+    await ctx.respond(choices(matching(terms, ctx.focused.value)))
 
 
 @vocabulary.register

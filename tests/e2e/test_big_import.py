@@ -4,8 +4,6 @@ by ``dataset_max_examples`` (refused clearly, nothing stored)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import time
 import tracemalloc
@@ -18,6 +16,7 @@ from sqlalchemy import func, select
 from hypotez.errors import InvalidInputError
 from hypotez.storage.models import Dataset, DatasetExample
 from tests.conftest import running_hypotez
+from tests.e2e.test_datasets import longest_stall
 from tests.fakes.interactions import ADMIN_USER_ID, GUILD_ID
 
 if TYPE_CHECKING:
@@ -45,34 +44,6 @@ def write_txt(path: Path, lines: int) -> tuple[Path, int]:
             n = i - 1 if i % 10 == 9 else i
             handle.write(f"question number {n}, asked plainly?\tanswer number {n}, given at some length.\n")
     return path, lines - lines // 10
-
-
-@contextlib.asynccontextmanager
-async def longest_stall() -> AsyncIterator[list[float]]:
-    """The longest time the loop went without running a 10 ms ticker, past its 10 ms, in seconds.
-
-    The cyclic garbage collector (which pauses every thread for as long as the heap is large) is off meanwhile:
-    what is measured is the work the import leaves on the loop."""
-    worst = [0.0]
-    stop = asyncio.Event()
-
-    async def tick() -> None:
-        while not stop.is_set():
-            started = time.perf_counter()
-            await asyncio.sleep(TICK)
-            worst[0] = max(worst[0], time.perf_counter() - started - TICK)
-
-    enabled = gc.isenabled()
-    gc.disable()
-    ticker = asyncio.create_task(tick())
-    await asyncio.sleep(0.02)
-    try:
-        yield worst
-    finally:
-        stop.set()
-        await ticker
-        if enabled:
-            gc.enable()
 
 
 async def import_txt(hz: RunningBot, path: Path, name: str) -> int:
@@ -114,7 +85,7 @@ async def test_a_big_txt_is_stored_once_per_line_without_stalling_the_loop(hz: R
     big, big_distinct = write_txt(hz.settings.data_dir / "big.txt", 100_000)
 
     started = time.perf_counter()
-    async with longest_stall() as worst:
+    async with longest_stall(TICK) as worst:
         added = await import_txt(hz, big, "big")
     elapsed = time.perf_counter() - started
     print(f"100k-line import: {elapsed:.1f} s, longest loop stall {worst[0] * 1000:.1f} ms")

@@ -565,8 +565,9 @@ async def test_dataset_work_runs_off_the_event_loop(hz: RunningBot, monkeypatch:
 
 
 @contextlib.asynccontextmanager
-async def longest_stall() -> AsyncIterator[list[float]]:
-    """The longest time the event loop went without running a 2 ms ticker, in seconds (one-item list).
+async def longest_stall(tick_s: float = 0.002) -> AsyncIterator[list[float]]:
+    """The longest time the event loop went without running a ticker of ``tick_s`` (2 ms), in seconds (one-item
+    list).
 
     CPython's cyclic garbage collector pauses every thread while it runs, for as long as the heap is large; it is
     switched off meanwhile, so what is measured is the work this code leaves on the loop."""
@@ -576,8 +577,8 @@ async def longest_stall() -> AsyncIterator[list[float]]:
     async def tick() -> None:
         while not stop.is_set():
             started = time.perf_counter()
-            await asyncio.sleep(0.002)
-            worst[0] = max(worst[0], time.perf_counter() - started - 0.002)
+            await asyncio.sleep(tick_s)
+            worst[0] = max(worst[0], time.perf_counter() - started - tick_s)
 
     enabled = gc.isenabled()
     gc.disable()
