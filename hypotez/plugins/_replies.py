@@ -4,19 +4,21 @@ member's recent replies (autocomplete); and the buttons put under every reply.""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 import hikari
 import lightbulb
 
+from hypotez.config import Capability
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.keys import Key, build_key
+from hypotez.permissions import Caller
 from hypotez.plugins._autocomplete import bounded
 from hypotez.plugins._components import button, button_row
 from hypotez.storage.repositories import ReplyRepository
 
 if TYPE_CHECKING:
-    from hypotez.permissions import Caller
     from hypotez.storage.models import BotReply, ReplyMessage
 
 __all__ = [
@@ -108,23 +110,33 @@ def invite_correction_row(reply_id: int) -> hikari.api.MessageActionRowBuilder:
     )
 
 
-@bounded
-async def recent_replies_autocomplete(
-    ctx: lightbulb.AutocompleteContext[str], replies: ReplyRepository = lightbulb.di.INJECTED
-) -> None:
-    """The member's recent replies in this channel: shown by their text, filled in as the message id."""
-    typed = str(ctx.focused.value or "").strip().lower()
-    recent = await replies.recent_for_author(int(ctx.interaction.channel_id), int(ctx.interaction.user.id))
-    choices: list[hikari.impl.AutocompleteChoiceBuilder] = []
-    for reply in recent:
-        if reply.message_id is None:
-            continue
-        label = " ".join(f"{reply.user_text} → {reply.content}".split())
-        if typed and typed not in label.lower() and typed not in str(reply.message_id):
-            continue
-        choices.append(
-            hikari.impl.AutocompleteChoiceBuilder(
-                name=label[:97] + ("…" if len(label) > 97 else ""), value=str(reply.message_id)
+def recent_replies_autocomplete(capability: Capability) -> Callable[..., Coroutine[Any, Any, None]]:
+    """An autocomplete of the member's recent replies in this channel (shown by their text, filled in as the
+    message id), for members holding ``capability`` where they type (nothing to anyone else)."""
+
+    @bounded
+    async def autocomplete(
+        ctx: lightbulb.AutocompleteContext[str],
+        caller: Caller = lightbulb.di.INJECTED,
+        replies: ReplyRepository = lightbulb.di.INJECTED,
+    ) -> None:
+        if not caller.can(capability):
+            await ctx.respond([])
+            return
+        typed = str(ctx.focused.value or "").strip().lower()
+        recent = await replies.recent_for_author(int(ctx.interaction.channel_id), int(ctx.interaction.user.id))
+        found: list[hikari.impl.AutocompleteChoiceBuilder] = []
+        for reply in recent:
+            if reply.message_id is None:
+                continue
+            label = " ".join(f"{reply.user_text} → {reply.content}".split())
+            if typed and typed not in label.lower() and typed not in str(reply.message_id):
+                continue
+            found.append(
+                hikari.impl.AutocompleteChoiceBuilder(
+                    name=label[:97] + ("…" if len(label) > 97 else ""), value=str(reply.message_id)
+                )
             )
-        )
-    await ctx.respond(choices[:25])
+        await ctx.respond(found[:25])
+
+    return autocomplete

@@ -191,7 +191,7 @@ class Correct(
     message_id = lightbulb.string(
         "message_id",
         "The reply's (or transcript's) message id or link",
-        autocomplete=recent_replies_autocomplete,
+        autocomplete=recent_replies_autocomplete(Capability.CORRECT),
         max_length=200,
     )
     correction = lightbulb.string("correction", "The corrected reply", default=None, max_length=6000)

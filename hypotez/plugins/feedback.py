@@ -168,7 +168,7 @@ class FeedbackSend(
         "message_id",
         "A reply's message id or link (default: general feedback)",
         default=None,
-        autocomplete=recent_replies_autocomplete,
+        autocomplete=recent_replies_autocomplete(Capability.FEEDBACK),
         max_length=200,
     )
 

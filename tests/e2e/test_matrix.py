@@ -179,3 +179,44 @@ async def test_every_command_refuses_a_member_without_its_capability(hz: Running
     async with hz.services.db.session() as session:
         assert await session.scalar(select(func.count()).select_from(AuditEntry)) == audit_before
         assert await session.scalar(select(func.count()).select_from(BotReply)) == 0
+
+
+@pytest.mark.asyncio
+async def test_no_autocomplete_reveals_data_to_a_member_without_the_capability(hz: RunningBot) -> None:
+    """Every option that autocompletes, typed into by a member of this server lacking the command's capability
+    (or by a member of another server), offers nothing of this server: no reply, dataset, file, model, job or
+    vocabulary name."""
+    from tests.fakes.interactions import autocomplete
+
+    # Something of this server for each kind of name an autocomplete offers.
+    hz.openai.reply_with("Sydney.")
+    await hz.send(slash("chat", {"message": "Capital of Australia?"}))
+    await hz.send(slash("vocabulary", {"term": "Zyphrawn"}, subcommand="add", user=ADMIN_MEMBER))
+    area = hz.settings.data_dir / "guilds" / str(GUILD_ID) / "datasets"
+    area.mkdir(parents=True, exist_ok=True)
+    (area / "secret-plans.jsonl").write_text('{"prompt": "a", "completion": "b"}\n', encoding="utf-8")
+    await hz.services.guild_settings.update(
+        GUILD_ID, capability_roles={c.value: [NOBODY_ROLE] for c in Capability if c is not Capability.ADMIN}
+    )
+    outsider = member_payload(user_payload(1_100_000_000_000_000_888, "outsider"))
+    checked = 0
+    for command in hz.app.client.registered_commands:
+        for leaf in _leaves(command):
+            data = leaf._command_data
+            parts = data.qualified_name.split(" ")
+            for option in data.options.values():
+                if not option.autocomplete:
+                    continue
+                for user, guild in ((MEMBER, None), (outsider, OTHER_GUILD)):
+                    payload = autocomplete(
+                        parts[0], {option.name: ""}, option.name,
+                        subcommand=parts[-1] if len(parts) > 1 else None, user=user,
+                    )  # fmt: skip
+                    if guild is not None:
+                        payload = in_other_guild(payload, guild)
+                    offered = (await hz.send(payload)).choices
+                    shown = " ".join(f"{c['name']} {c['value']}" for c in offered)
+                    for secret in ("Capital of Australia", "Zyphrawn", "secret-plans"):
+                        assert secret not in shown, (data.qualified_name, option.name, user["user"]["id"], shown)
+                    checked += 1
+    assert checked >= 20
