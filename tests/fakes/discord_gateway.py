@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from tests.fakes._server import LocalServer
 from tests.fakes.interactions import (
     ADMIN_MEMBER,
     ADMIN_ROLE_ID,
@@ -456,7 +457,7 @@ class _Connection:
                 await self.ws.send_bytes(data)
 
 
-class FakeDiscordGateway:
+class FakeDiscordGateway(LocalServer):
     """Discord's gateway on 127.0.0.1, recording what the bot sends; see the module docstring."""
 
     def __init__(
@@ -524,13 +525,6 @@ class FakeDiscordGateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> FakeDiscordGateway:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
 
     @property
     def url(self) -> str:

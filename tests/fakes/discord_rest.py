@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from tests.fakes._server import LocalServer
 from tests.fakes.interactions import (
     APP_ID,
     BOT_USER,
@@ -193,7 +194,7 @@ def _checked_message_data(call: RecordedCall) -> dict[str, Any]:
     return data
 
 
-class FakeDiscordREST:
+class FakeDiscordREST(LocalServer):
     """Discord's REST API on 127.0.0.1, recording calls and keeping the messages the bot makes."""
 
     def __init__(
@@ -248,13 +249,6 @@ class FakeDiscordREST:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> FakeDiscordREST:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
 
     @property
     def base_url(self) -> str:

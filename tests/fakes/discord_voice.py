@@ -49,6 +49,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 
+from tests.fakes._server import LocalServer
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -141,7 +143,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.fake.receive_rtp(data)
 
 
-class FakeDiscordVoice:
+class FakeDiscordVoice(LocalServer):
     """Discord's voice gateway and voice server on 127.0.0.1."""
 
     def __init__(self, directory: Path, *, script: Script | None = None, ssrc: int = 0x1234) -> None:
@@ -194,13 +196,6 @@ class FakeDiscordVoice:
             await self._runner.cleanup()
         if self._udp is not None:
             self._udp.close()
-
-    async def __aenter__(self) -> FakeDiscordVoice:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
 
     @property
     def endpoint(self) -> str:
