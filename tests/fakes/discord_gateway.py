@@ -503,8 +503,6 @@ class FakeDiscordGateway(LocalServer):
         self._connections: list[_Connection] = []
         self._connection_count = 0
         self._resumed = 0  # RESUMEs answered
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._changed: asyncio.Condition | None = None
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -512,27 +510,18 @@ class FakeDiscordGateway(LocalServer):
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
+        await self._serve(app)
         self._changed = asyncio.Condition()
 
     async def close(self) -> None:
         for connection in list(self._connections):
             await connection.ws.close(code=WSCloseCode.GOING_AWAY, message=b"gateway shutting down")
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._stop_serving()
 
     @property
     def url(self) -> str:
         """The ws URL (``GET /gateway/bot``'s ``url`` and READY's ``resume_gateway_url``)."""
-        if self._port is None:
-            msg = "FakeDiscordGateway is not started"
-            raise RuntimeError(msg)
-        return f"ws://127.0.0.1:{self._port}"
+        return self._address("ws")
 
     # ------------------------------------------------------------------------------------------ test helpers
 

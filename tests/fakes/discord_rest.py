@@ -221,8 +221,6 @@ class FakeDiscordREST(LocalServer):
         self._interactions: dict[str, _Interaction] = {}
         self._failures: list[_Failure] = []
         self._hosted: dict[str, tuple[bytes, str]] = {}
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._changed: asyncio.Condition | None = None
         self._clock_offset = 0.0
         #: The bot's DM channel with each user it opened one with (user id -> channel id).
@@ -238,24 +236,15 @@ class FakeDiscordREST(LocalServer):
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._handle)
         app.router.add_get("/attachments/{tail:.*}", self._serve_attachment)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
+        await self._serve(app)
         self._changed = asyncio.Condition()
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._stop_serving()
 
     @property
     def base_url(self) -> str:
-        if self._port is None:
-            msg = "FakeDiscordREST is not started"
-            raise RuntimeError(msg)
-        return f"http://127.0.0.1:{self._port}"
+        return self._address("http")
 
     @property
     def rest_url(self) -> str:
