@@ -415,7 +415,12 @@ def _progress_callback(base: type[Any], files: JobFiles, status: _Status, *, can
         cancelled = False
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            status.update(state="running", step=0, total_steps=int(state.max_steps))
+            status.update(
+                state="running",
+                step=0,
+                total_steps=int(state.max_steps),
+                started_at=dt.datetime.now(dt.UTC).isoformat(),
+            )
             append_event(files, f"Training started: {state.max_steps} steps.")
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

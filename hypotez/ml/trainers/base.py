@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     import datetime as dt
 
 __all__ = [
+    "Checkpoint",
+    "CheckpointingTrainer",
     "JobEventRecord",
     "JobState",
     "JobStatus",
@@ -63,6 +65,11 @@ class JobStatus:
     result_model: str | None = None
     error: str | None = None
     trained_tokens: int | None = None
+    #: When the trainer itself started running the job (its clock, not when the bot noticed): elapsed and
+    #: remaining time are measured from it.  ``None`` until it runs, or where the trainer does not say.
+    started_at: dt.datetime | None = None
+    #: The trainer's own estimate of when the job finishes, where it gives one (OpenAI's ``estimated_finish``).
+    estimated_finish_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,31 @@ class JobEventRecord:
     level: str = "info"
     kind: str = "message"  # "message" | "metrics"
     data: dict[str, Any] = field(default_factory=dict[str, Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """One saved state of a job's model: its step, the losses there, whether it is the best by validation
+    loss, and the model name it is registered as (``None`` until registered)."""
+
+    step: int
+    train_loss: float | None = None
+    valid_loss: float | None = None
+    best: bool = False
+    model: str | None = None
+
+
+@runtime_checkable
+class CheckpointingTrainer(Protocol):
+    """A trainer that keeps checkpoints of a job and can make one of them a model of its own."""
+
+    async def checkpoints(self, external_id: str) -> list[Checkpoint]:
+        """The job's checkpoints, oldest first (empty when it kept none)."""
+        ...
+
+    async def register_checkpoint(self, external_id: str, step: int) -> str:
+        """Make the checkpoint at ``step`` a model; returns its name (the same name when called again)."""
+        ...
 
 
 @runtime_checkable

@@ -322,6 +322,7 @@ class LocalTrainer:
             result_model=data.get("result_model") if isinstance(data.get("result_model"), str) else None,
             error=data.get("error") if isinstance(data.get("error"), str) else None,
             trained_tokens=_int(data.get("trained_tokens")),
+            started_at=_time(data.get("started_at")),
         )
 
     def _record_lost_worker(self, files: JobFiles, data: dict[str, Any]) -> dict[str, Any]:
@@ -413,6 +414,17 @@ def _state(data: dict[str, Any]) -> JobState:
         return JobState(data.get("state", JobState.QUEUED))
     except ValueError:
         return JobState.FAILED
+
+
+def _time(value: object) -> dt.datetime | None:
+    """An ISO time the worker wrote (``None`` when missing or unreadable)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _int(value: object) -> int | None:
