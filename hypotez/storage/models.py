@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
 __all__ = [
+    "ArenaMatch",
+    "ArenaVote",
     "AuditEntry",
     "Base",
     "BotReply",
@@ -225,6 +227,9 @@ class ReviewKind(enum.StrEnum):
     RATING = "rating"
     #: A low rating without a correction, sent to curators so that someone writes the right answer.
     NEEDS_CORRECTION = "needs_correction"
+    #: A member's vote in a blind arena match: a preference pair (the answer they chose over the other) once
+    #: approved.
+    ARENA = "arena"
 
 
 class ReviewItem(Base):
@@ -378,6 +383,16 @@ class TrainingJob(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column()
+    #: When the trainer itself started running the job, by its clock (elapsed and remaining count from it).
+    trainer_started_at: Mapped[dt.datetime | None] = mapped_column()
+    #: The trainer's own estimate of when the job finishes, where it gives one.
+    estimated_finish_at: Mapped[dt.datetime | None] = mapped_column()
+    #: The loss chart on the status message: how many points it holds and when it was uploaded (it is
+    #: re-uploaded only when points were added, at most every ``job_chart_interval_s``).
+    chart_points: Mapped[int] = mapped_column(Integer, default=0)
+    chart_posted_at: Mapped[dt.datetime | None] = mapped_column()
+    #: The last Refresh press that refreshed the job (presses soon after it do nothing heavy).
+    refreshed_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class JobEvent(Base):
@@ -504,3 +519,52 @@ class Cooldown(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     window_start: Mapped[dt.datetime] = mapped_column(default=utcnow)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ArenaMatch(Base):
+    """A blind match: two models answered the same message, shown to members as A and B without their names.
+
+    Which model is A was drawn at random when the match started (so names cannot be read from the position); the
+    match closes after a number of votes or hours (the settings), and its names are then shown to everyone."""
+
+    __tablename__ = "arena_matches"
+    __table_args__ = (Index("ix_arena_matches_guild_id", "guild_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int] = mapped_column(Snowflake)
+    channel_id: Mapped[int] = mapped_column(Snowflake)
+    #: Who started it.
+    author_id: Mapped[int] = mapped_column(Snowflake)
+    #: The public message showing the two answers and the vote buttons.
+    message_id: Mapped[int | None] = mapped_column(Snowflake)
+    #: The exact messages both models were sent (system prompt and the member's message).
+    prompt_messages: Mapped[list[Any]] = mapped_column()
+    user_text: Mapped[str] = mapped_column(Text)
+    model_a: Mapped[str] = mapped_column(String(300))
+    model_b: Mapped[str] = mapped_column(String(300))
+    answer_a: Mapped[str] = mapped_column(Text)
+    answer_b: Mapped[str] = mapped_column(Text)
+    #: Votes are taken until then (or until the match has the votes that close it).
+    closes_at: Mapped[dt.datetime] = mapped_column()
+    #: Set when the match closed: its names are public from then on.
+    closed_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ArenaVote(Base):
+    """One member's vote on a match (one per member and match; final once cast): ``a``, ``b`` or ``tie``."""
+
+    __tablename__ = "arena_votes"
+    __table_args__ = (UniqueConstraint("match_id", "voter_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    match_id: Mapped[int] = mapped_column(ForeignKey("arena_matches.id", ondelete="CASCADE"), index=True)
+    guild_id: Mapped[int] = mapped_column(Snowflake, index=True)
+    voter_id: Mapped[int] = mapped_column(Snowflake)
+    choice: Mapped[str] = mapped_column(String(4))
+    #: The vote's item in the review queue: its preference pair reaches the ``arena`` dataset once approved (a tie
+    #: has none).
+    review_item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("review_items.id", ondelete="SET NULL"), unique=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
