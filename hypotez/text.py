@@ -3,13 +3,14 @@ text that came from elsewhere (an upstream service's error) before members see i
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["MESSAGE_LIMIT", "REDACTED", "REDACTED_LIMIT", "redact", "split_text"]
+__all__ = ["MESSAGE_LIMIT", "REDACTED", "REDACTED_LIMIT", "jsonl_line", "redact", "split_text"]
 
 #: Discord's limit on a message's content, in characters.
 MESSAGE_LIMIT = 2000
@@ -75,3 +76,15 @@ def redact(text: str, *, secrets: Iterable[str | None] = (), limit: int | None =
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 1, 0)].rstrip() + "…"
     return text
+
+
+# JSON allows U+2028 and U+2029 raw inside strings, but line readers that follow Unicode's line breaks (Python's
+# ``str.splitlines``, JavaScript before ES2019) split a JSONL line there.
+_LINE_SEPARATORS = {ord("\u2028"): "\\u2028", ord("\u2029"): "\\u2029"}
+
+
+def jsonl_line(value: object, *, sort_keys: bool = False) -> str:
+    """One JSONL line (newline included): ``value`` as UTF-8 JSON with U+2028 and U+2029
+    escaped, so no reader splits the line inside a string.  Every JSONL file the project writes goes through
+    this."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys).translate(_LINE_SEPARATORS) + "\n"

@@ -26,6 +26,7 @@ from hypotez.plugins._delivery import NO_MENTIONS
 from hypotez.plugins._errors import fit
 from hypotez.storage.models import utcnow
 from hypotez.storage.repositories import AuditFilter, AuditLog
+from hypotez.text import jsonl_line
 
 if TYPE_CHECKING:
     from hypotez.keys import ParsedKey
@@ -192,7 +193,7 @@ async def _export(ctx: ComponentContext, caller: Caller, audit: AuditLog, *, jso
             "details": entry.details,
         }
         if jsonl:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.write(jsonl_line(record))
         else:
             cells = [json.dumps(v, ensure_ascii=False) if k == "details" else v for k, v in record.items()]
             out.write(",".join(_quote(csv_cell(c)) for c in cells) + "\r\n")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hypotez.ml.tokens import estimate_tokens
 from hypotez.storage.models import DatasetExample
@@ -80,8 +80,10 @@ def examples_from_correction(correction: Correction) -> list[DatasetExample]:
     return examples if correction.original_text.strip() else examples[:1]
 
 
-def chat_example(messages: list[dict[str, str]], *, label: str, origin: str, ref: str | None) -> DatasetExample:
-    """A supervised example (not yet attached to a dataset); hashed like :func:`examples_from_correction`."""
+def chat_example(messages: list[dict[str, Any]], *, label: str, origin: str, ref: str | None) -> DatasetExample:
+    """A supervised example (not yet attached to a dataset); hashed like :func:`examples_from_correction`.
+
+    An assistant message may carry OpenAI's ``weight`` (0: context only, not learned; 1): it is kept."""
     return DatasetExample(
         kind=CHAT,
         label=label,
@@ -94,7 +96,7 @@ def chat_example(messages: list[dict[str, str]], *, label: str, origin: str, ref
 
 
 def preference_example(
-    context: list[dict[str, str]], preferred: str, rejected: str, *, label: str, origin: str, ref: str | None
+    context: list[dict[str, Any]], preferred: str, rejected: str, *, label: str, origin: str, ref: str | None
 ) -> DatasetExample:
     """A preference pair (not yet attached to a dataset); hashed like :func:`examples_from_correction`."""
     return DatasetExample(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from hypotez.errors import InvalidInputError
 from hypotez.ml.datasets.examples import CHAT, NEGATIVE, POSITIVE, PREFERENCE, content_hash
+from hypotez.text import jsonl_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -23,9 +24,11 @@ __all__ = [
     "ExportFormat",
     "csv_cell",
     "csv_rows",
+    "loss_bearing_turns",
     "preference_records",
     "split_examples",
     "supervised_records",
+    "trainable_prefix",
     "write_csv",
     "write_jsonl",
 ]
@@ -45,8 +48,29 @@ def _pair(row: Example) -> tuple[str, str]:
     return (rejected, preferred) if row.label == NEGATIVE else (preferred, rejected)
 
 
-def _plain(messages: Iterable[Any]) -> list[dict[str, str]]:
-    return [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+def _plain(messages: Iterable[Any], *, weights: bool = True) -> list[dict[str, Any]]:
+    """Stored messages as OpenAI's: role and content, and an assistant turn's ``weight`` where one was given
+    (``weights``; preference inputs take none)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        message: dict[str, Any] = {"role": str(m["role"]), "content": str(m["content"])}
+        if weights and m.get("weight") in (0, 1) and message["role"] == "assistant":
+            message["weight"] = int(m["weight"])
+        out.append(message)
+    return out
+
+
+def loss_bearing_turns(messages: Sequence[Any]) -> list[int]:
+    """The indexes of the turns a trainer learns from: assistant messages whose ``weight`` is not 0 (OpenAI's
+    rule; no weight means 1)."""
+    return [i for i, m in enumerate(messages) if m.get("role") == "assistant" and m.get("weight", 1) != 0]
+
+
+def trainable_prefix(messages: Sequence[Any]) -> list[dict[str, Any]] | None:
+    """The conversation up to its last loss-bearing assistant turn, for a trainer that learns from the last
+    turn alone (the earlier turns, weighted or not, are its context); ``None`` when no turn bears loss."""
+    turns = loss_bearing_turns(messages)
+    return [dict(m) for m in messages[: turns[-1] + 1]] if turns else None
 
 
 def supervised_records(rows: Iterable[Example]) -> list[dict[str, Any]]:
@@ -68,7 +92,7 @@ def supervised_records(rows: Iterable[Example]) -> list[dict[str, Any]]:
     return records
 
 
-def _preference_record(context: list[dict[str, str]], preferred: str, rejected: str) -> dict[str, Any]:
+def _preference_record(context: list[dict[str, Any]], preferred: str, rejected: str) -> dict[str, Any]:
     return {
         "input": {"messages": context},
         "preferred_output": [{"role": "assistant", "content": preferred}],
@@ -83,18 +107,18 @@ def preference_records(rows: Iterable[Example]) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
 
-    def add(context: list[dict[str, str]], preferred: str, rejected: str) -> None:
+    def add(context: list[dict[str, Any]], preferred: str, rejected: str) -> None:
         key = content_hash([context, preferred, rejected])
         if key not in seen and preferred != rejected:
             seen.add(key)
             records.append(_preference_record(context, preferred, rejected))
 
-    by_context: dict[str, tuple[list[dict[str, str]], list[str], list[str]]] = {}
+    by_context: dict[str, tuple[list[dict[str, Any]], list[str], list[str]]] = {}
     for row in rows:
         if row.kind == PREFERENCE:
-            add(_plain(row.messages), *_pair(row))
+            add(_plain(row.messages, weights=False), *_pair(row))
         elif len(row.messages) >= 2:
-            messages = _plain(row.messages)
+            messages = _plain(row.messages, weights=False)
             context = messages[:-1]
             entry = by_context.setdefault(content_hash(context), (context, [], []))
             (entry[1] if row.label == POSITIVE else entry[2]).append(messages[-1]["content"])
@@ -110,7 +134,7 @@ def csv_rows(rows: Iterable[Example]) -> list[dict[str, str]]:
     positive and a negative row.  ``/dataset upload`` reads them back."""
     out: list[dict[str, str]] = []
 
-    def add(messages: list[dict[str, str]], completion: str, label: str, origin: str) -> None:
+    def add(messages: list[dict[str, Any]], completion: str, label: str, origin: str) -> None:
         split = len(messages) - 1 if messages and messages[-1]["role"] == "user" else len(messages)
         prompt = messages[split]["content"] if split < len(messages) else ""
         context = json.dumps(messages[:split], ensure_ascii=False) if split else ""
@@ -149,7 +173,7 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
     try:
         with partial.open("w", encoding="utf-8", newline="\n") as out:
             for record in records:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                out.write(jsonl_line(record))
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

@@ -5,6 +5,7 @@ Files accepted (UTF-8; line numbers are reported for every problem):
 
 ``.jsonl``, one JSON object a line, in one of three shapes:
     ``{"messages": [{"role": "user", "content": ...}, ..., {"role": "assistant", "content": ...}]}``
+    (an assistant message may carry OpenAI's ``"weight": 0`` — shown as context, not learned — or ``1``)
     ``{"prompt": ..., "completion": ...}``
     ``{"input": {"messages": [...]}, "preferred_output": [{"role": "assistant", "content": ...}],
     "non_preferred_output": [{"role": "assistant", "content": ...}]}``
@@ -274,7 +275,7 @@ def example_from_record(
     """One example from a parsed line in any accepted shape; raises with the reason when it is not usable."""
     label = _label(record.get("label"), label)
     if "messages" in record:
-        messages = _messages(record["messages"], "messages")
+        messages = _messages(record["messages"], "messages", weights=True)
         _check_chat(messages)
         example = chat_example(messages, label=label, origin=origin, ref=ref)
     elif {"input", "preferred_output", "non_preferred_output"} & record.keys():
@@ -292,7 +293,7 @@ def example_from_record(
     return example
 
 
-def _preference_parts(record: dict[str, Any]) -> tuple[list[dict[str, str]], str, str]:
+def _preference_parts(record: dict[str, Any]) -> tuple[list[dict[str, Any]], str, str]:
     for key in ("input", "preferred_output", "non_preferred_output"):
         if key not in record:
             raise _BadLineError(
@@ -313,14 +314,14 @@ def _preference_parts(record: dict[str, Any]) -> tuple[list[dict[str, str]], str
     return context, preferred, rejected
 
 
-def _prompt_completion(record: dict[str, Any]) -> list[dict[str, str]]:
+def _prompt_completion(record: dict[str, Any]) -> list[dict[str, Any]]:
     prompt = _text(record.get("prompt"), "the prompt")
     completion = _text(record.get("completion"), "the completion")
-    context: list[dict[str, str]] = []
+    context: list[dict[str, Any]] = []
     if "system" in record:
         context.append({"role": "system", "content": _text(record["system"], "the system message")})
     if "context" in record:
-        context += _messages(record["context"], "context")
+        context += _messages(record["context"], "context", weights=True)
     return [*context, {"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
 
 
@@ -381,10 +382,20 @@ def _content(value: object, where: str) -> str:
     return _valid_text(value, where)
 
 
-def _messages(value: object, where: str) -> list[dict[str, str]]:
+def _weight(value: object, role: str, where: str) -> int:
+    """OpenAI's per-message ``weight``: 0 (the turn is context, not learned) or 1, on assistant turns only."""
+    if role != "assistant":
+        raise _BadLineError(f"{where}: `weight` applies to assistant messages only")
+    if isinstance(value, bool) or value not in (0, 1):
+        raise _BadLineError(f"{where}: `weight` must be 0 (not learned) or 1")
+    return int(cast("int", value))
+
+
+def _messages(value: object, where: str, *, weights: bool = False) -> list[dict[str, Any]]:
+    """The messages of a line; ``weights``: a message's ``weight`` is kept (chat examples), else refused."""
     if not isinstance(value, list) or not value:
         raise _BadLineError(f"`{where}` must be a non-empty list of messages")
-    messages: list[dict[str, str]] = []
+    messages: list[dict[str, Any]] = []
     for index, item in enumerate(cast("list[Any]", value), start=1):
         if not isinstance(item, dict):
             raise _BadLineError(f"{where}: message {index} is not an object")
@@ -400,7 +411,12 @@ def _messages(value: object, where: str) -> list[dict[str, str]]:
             raise _BadLineError(
                 f"{where}: message {index} has the role `{_show_text(role, 30)}`; use system, user or assistant"
             )
-        messages.append({"role": role, "content": _content(message.get("content"), f"message {index} ({role})")})
+        kept: dict[str, Any] = {"role": role, "content": _content(message.get("content"), f"message {index} ({role})")}
+        if "weight" in message:
+            if not weights:
+                raise _BadLineError(f"{where}: message {index} has a `weight`; only chat examples' messages take one")
+            kept["weight"] = _weight(message["weight"], role, f"{where}: message {index} ({role})")
+        messages.append(kept)
     return messages
 
 
@@ -410,11 +426,13 @@ def _show_text(text: str, limit: int) -> str:
     return cleaned + ("…" if len(text) > limit else "")
 
 
-def _check_chat(messages: list[dict[str, str]]) -> None:
+def _check_chat(messages: list[dict[str, Any]]) -> None:
     if not any(m["role"] == "user" for m in messages):
         raise _BadLineError("no user message")
     if messages[-1]["role"] != "assistant":
         raise _BadLineError(f"the last message is the {messages[-1]['role']}'s; it must be the assistant's reply")
+    if all(m.get("weight") == 0 for m in messages if m["role"] == "assistant"):
+        raise _BadLineError("every assistant message has `weight` 0: there is nothing to learn from this example")
 
 
 def _single_reply(value: object, key: str) -> str:

@@ -8,9 +8,9 @@ the ``local`` trainer.  Servers other than OpenAI's are not held to those dates.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
-import json
 import logging
 from typing import TYPE_CHECKING, Any, cast
 
@@ -18,8 +18,15 @@ import openai
 
 from hypotez.errors import BackendAuthError, InvalidInputError, NotFoundError
 from hypotez.ml.chat import backend_error_from_openai
-from hypotez.ml.trainers.base import JobEventRecord, JobState, JobStatus, TrainingMethod, TrainingRequest
-from hypotez.text import redact
+from hypotez.ml.trainers.base import (
+    Checkpoint,
+    JobEventRecord,
+    JobState,
+    JobStatus,
+    TrainingMethod,
+    TrainingRequest,
+)
+from hypotez.text import jsonl_line, redact
 
 if TYPE_CHECKING:
     from openai.types.fine_tuning import FineTuningJob
@@ -37,6 +44,9 @@ FORBIDDEN = (
     "Train with `trainer:local` instead (a Hugging Face base model, trained on this server's machine)."
 )
 
+#: The event OpenAI writes when a job starts running.
+_STARTED_MESSAGE = "Fine-tuning job started"
+
 _STATES = {
     "validating_files": JobState.VALIDATING,
     "queued": JobState.QUEUED,
@@ -48,7 +58,7 @@ _STATES = {
 
 
 def _jsonl(examples: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples).encode("utf-8")
+    return "".join(jsonl_line(e) for e in examples).encode("utf-8")
 
 
 def _as_dict(value: object) -> dict[str, Any]:
@@ -72,6 +82,7 @@ class OpenAITrainer:
         self.client = client
         self._today = today
         self._newest_seen: dict[str, str] = {}
+        self._started: dict[str, dt.datetime] = {}
 
     def _check_deadline(self) -> None:
         today = self._today or dt.datetime.now(dt.UTC).date()
@@ -171,12 +182,42 @@ class OpenAITrainer:
             error = self._shown(full)
         elif state is JobState.FAILED:
             error = "the job failed"
+        started = None
+        if state not in (JobState.VALIDATING, JobState.QUEUED):
+            started = await self._started_at(external_id)
+        finish = job.estimated_finish
         return JobStatus(
             state=state,
             result_model=job.fine_tuned_model,
             error=error,
             trained_tokens=job.trained_tokens,
+            started_at=started,
+            estimated_finish_at=dt.datetime.fromtimestamp(finish, dt.UTC) if finish else None,
         )
+
+    async def _started_at(self, external_id: str) -> dt.datetime | None:
+        """When the job started running, by OpenAI's clock.
+
+        The job object has no such field (``created_at`` is when it was queued, before validation and the
+        queue): its ``Fine-tuning job started`` event is the moment, and where a server writes none, its first
+        metrics event.  Found once per job and process (the newest events first, paging back)."""
+        known = self._started.get(external_id)
+        if known is not None:
+            return known
+        first_metrics: int | None = None
+        try:
+            async for event in self.client.fine_tuning.jobs.list_events(external_id, limit=100):
+                if event.message == _STARTED_MESSAGE:
+                    self._started[external_id] = dt.datetime.fromtimestamp(event.created_at, dt.UTC)
+                    return self._started[external_id]
+                if event.type == "metrics":
+                    first_metrics = event.created_at if first_metrics is None else min(first_metrics, event.created_at)
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+        if first_metrics is None:
+            return None
+        self._started[external_id] = dt.datetime.fromtimestamp(first_metrics, dt.UTC)
+        return self._started[external_id]
 
     async def events(self, external_id: str) -> list[JobEventRecord]:
         """New events since the last call (all of them on the first call), oldest first.
@@ -190,6 +231,8 @@ class OpenAITrainer:
             async for event in self.client.fine_tuning.jobs.list_events(external_id, limit=100):
                 if event.id == seen:
                     break
+                if event.message == _STARTED_MESSAGE:
+                    self._started.setdefault(external_id, dt.datetime.fromtimestamp(event.created_at, dt.UTC))
                 data = _as_dict(event.data)
                 records.append(
                     JobEventRecord(
@@ -226,6 +269,42 @@ class OpenAITrainer:
             raise self._error(exc) from exc
         records.sort(key=lambda r: r.created_at)  # stable: events of the same second keep their order
         return records
+
+    async def checkpoints(self, external_id: str) -> list[Checkpoint]:
+        """The job's checkpoints (OpenAI keeps those of the last epochs), oldest first; the best is the one with
+        the lowest validation loss (none is marked without a validation file).  Each is already a model."""
+        found: list[Checkpoint] = []
+        try:
+            async for checkpoint in self.client.fine_tuning.jobs.checkpoints.list(external_id, limit=100):
+                metrics = checkpoint.metrics
+                valid = None
+                if metrics is not None:
+                    valid = metrics.full_valid_loss if metrics.full_valid_loss is not None else metrics.valid_loss
+                found.append(
+                    Checkpoint(
+                        step=checkpoint.step_number,
+                        train_loss=metrics.train_loss if metrics is not None else None,
+                        valid_loss=valid,
+                        model=checkpoint.fine_tuned_model_checkpoint,
+                    )
+                )
+        except openai.NotFoundError as exc:
+            raise NotFoundError("fine-tuning job", external_id) from exc
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from exc
+        found.sort(key=lambda c: c.step)
+        scored = [c for c in found if c.valid_loss is not None]
+        if scored:
+            best = min(scored, key=lambda c: (c.valid_loss, -c.step))
+            found = [dataclasses.replace(c, best=c is best) for c in found]
+        return found
+
+    async def register_checkpoint(self, external_id: str, step: int) -> str:
+        """The checkpoint's own model id (OpenAI serves every checkpoint as a model)."""
+        for checkpoint in await self.checkpoints(external_id):
+            if checkpoint.step == step and checkpoint.model:
+                return checkpoint.model
+        raise NotFoundError("checkpoint", step, f"This job has no checkpoint at step {step}.")
 
     async def cancel(self, external_id: str) -> None:
         try:

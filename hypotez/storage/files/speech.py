@@ -11,7 +11,6 @@ the archive.  Blocking: the caller runs :func:`write_speech_dataset` in a worker
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import stat
 import zipfile
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from hypotez.errors import InvalidInputError, StorageError
 from hypotez.storage.files.layout import CHUNK, safe_filename
+from hypotez.text import jsonl_line
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -155,7 +155,7 @@ def _metadata_line(sample: SpeechSample, arcname: str) -> str:
         "transcript_id": int(sample.transcript_id),
         "speaker": sample.speaker,
     }
-    return json.dumps(record, ensure_ascii=False) + "\n"
+    return jsonl_line(record)
 
 
 def _zip_time(mtime: float) -> tuple[int, int, int, int, int, int]:
