@@ -46,17 +46,20 @@ def test_no_jsonl_line_is_written_by_hand() -> None:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            by_plus = isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add)
-            if by_plus and _is_json_dumps(node.left) and _is_newline(node.right):
+            if (
+                isinstance(node, ast.BinOp)
+                and isinstance(node.op, ast.Add)
+                and _is_json_dumps(node.left)
+                and _is_newline(node.right)
+            ):
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
-            joined = (
+            if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "join"
                 and _is_newline(node.func.value)
                 and any(_is_json_dumps(n) for arg in node.args for n in ast.walk(arg) if isinstance(n, ast.expr))
-            )
-            if joined:
+            ):
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     # The local worker's events file is written ASCII-escaped (json.dumps' default), so U+2028 cannot occur raw.
     assert [o for o in offenders if not o.startswith("hypotez/ml/trainers/_local_worker.py")] == []
