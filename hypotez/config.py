@@ -96,9 +96,17 @@ class Settings(BaseSettings):
     chat_max_retries: int = 2
     chat_context_tokens: int = 6000
     chat_stream_interval: float = 1.0
+    #: Names members see for model ids (``{"/srv/models/qwen-ft": "qwen-ft"}``); an id that is a path with no
+    #: name here is shown by its last part, never whole.
+    model_aliases: dict[str, str] = Field(default_factory=dict[str, str])
 
     # Training
     job_poll_interval: float = 15.0
+    #: A job's loss chart is re-uploaded at most this often (seconds), and only when new points arrived; the
+    #: final chart always.
+    job_chart_interval_s: float = Field(default=30.0, ge=0)
+    #: Refresh presses on a job's status message this soon (seconds) after the last one answer from what is stored.
+    job_refresh_debounce_s: float = Field(default=5.0, ge=0)
     openai_base_model: str = "gpt-4.1-mini-2025-04-14"
     local_base_model: str = "Qwen/Qwen2.5-0.5B-Instruct"
     local_max_new_tokens: int = 256
@@ -158,6 +166,12 @@ class Settings(BaseSettings):
     cooldown_say_per_minute: int = Field(default=10, ge=1)
     #: ``/train`` jobs started per server per hour.
     cooldown_train_per_hour: int = Field(default=10, ge=1)
+
+    # Blind arena (``/arena``)
+    #: A match closes (and shows its models' names to everyone) after this many votes.
+    arena_close_after_votes: int = Field(default=5, ge=1)
+    #: ... or this many hours after it started, whichever comes first.
+    arena_open_hours: float = Field(default=24.0, gt=0)
 
     _toml_file: ClassVar[Path | None] = None
 

@@ -123,7 +123,7 @@ class _Form:
 @dataclass(slots=True)
 class _Failure:
     status: int
-    body: JSONObject
+    body: JSONObject | str  # a str is sent as plain text
     headers: dict[str, str]
     remaining: int
     path_contains: str
@@ -146,6 +146,8 @@ class _JobExtra:
     events: list[JSONObject] = field(default_factory=list[JSONObject])  # oldest first
     checkpoints: list[JSONObject] = field(default_factory=list[JSONObject])  # oldest first
     metrics: list[JSONObject] = field(default_factory=list[JSONObject])
+    #: Steps not reported yet (only with `FakeOpenAI.steps_per_advance`): (step, metrics, checkpoint here).
+    pending_steps: list[tuple[int, JSONObject, bool]] = field(default_factory=list[tuple[int, JSONObject, bool]])
 
 
 class OpenAIError(Exception):
@@ -268,6 +270,9 @@ class FakeOpenAI:
         self.organization_id: str = "org-fake"
         self.organization_name: str = "fake-org"  # the third part of "ft:<base>:<org>:<suffix>:<id>"
         self.min_training_examples: int = 10  # OpenAI rejects training files with fewer examples
+        #: ``None``: a job reports every step as it starts running.  A number: it reports that many steps
+        #: per advance while running (a long job watched as it goes) and succeeds after the last.
+        self.steps_per_advance: int | None = None
 
         self._reply: ReplyFunction = default_reply
         self._failures: list[_Failure] = []
@@ -367,14 +372,17 @@ class FakeOpenAI:
         headers: dict[str, str] | None = None,
         times: int = 1,
         path_contains: str = "",
+        body: JSONObject | str | None = None,
     ) -> None:
         """Answer the next `times` requests whose path contains `path_contains` with an error.
 
         An empty `message`/`type` takes OpenAI's usual one for the status (e.g. 429 -> type
-        "requests", 500 -> "server_error").
+        "requests", 500 -> "server_error").  `body` replaces OpenAI's envelope with what other
+        OpenAI-compatible servers answer: a JSON object such as FastAPI's ``{"detail": ...}``, or plain text.
         """
         default_message, default_type = _DEFAULT_ERRORS.get(status, ("Request failed.", "invalid_request_error"))
-        body = error_body(message or default_message, type=type or default_type, param=param, code=code)
+        if body is None:
+            body = error_body(message or default_message, type=type or default_type, param=param, code=code)
         self._failures.append(_Failure(status, body, dict(headers or {}), times, path_contains))
 
     def delay_next(self, seconds: float, *, times: int = 1, path_contains: str = "") -> None:
@@ -513,6 +521,8 @@ class FakeOpenAI:
             await self._sleep(self._take_delay(request.path))
             failure = self._take_failure(request.path)
             if failure is not None:
+                if isinstance(failure.body, str):
+                    return web.Response(text=failure.body, status=failure.status, headers=failure.headers)
                 return _json_response(failure.body, failure.status, failure.headers)
             self._check_auth(request)
             return await handler(request)
@@ -1060,7 +1070,10 @@ class FakeOpenAI:
         elif status == "queued":
             self._start_running(job_id)
         elif status == "running":
-            self._succeed(job_id)
+            if self._job_extra[job_id].pending_steps:
+                self._report_steps(job_id, self.steps_per_advance or len(self._job_extra[job_id].pending_steps))
+            else:
+                self._succeed(job_id)
 
     def _start_running(self, job_id: str) -> None:
         job = self.jobs[job_id]
@@ -1084,6 +1097,7 @@ class FakeOpenAI:
         steps_per_epoch = max(1, math.ceil(extra.n_examples / int(hyperparameters["batch_size"])))
         total_steps = n_epochs * steps_per_epoch
         has_validation = job["validation_file"] is not None
+        steps: list[tuple[int, JSONObject, bool]] = []
         for step in range(1, total_steps + 1):
             train_loss = round(2.0 * 0.85**step + 0.05, 4)
             accuracy = round(min(0.99, 0.45 + 0.04 * step), 4)
@@ -1096,16 +1110,24 @@ class FakeOpenAI:
             if has_validation:
                 data["valid_loss"] = round(train_loss * 1.1, 4)
                 data["valid_mean_token_accuracy"] = round(accuracy * 0.95, 4)
+            epoch, remainder = divmod(step, steps_per_epoch)
+            steps.append((step, data, remainder == 0 and epoch > n_epochs - _KEPT_CHECKPOINTS))
+        extra.pending_steps = steps
+        self._report_steps(job_id, len(steps) if self.steps_per_advance is None else self.steps_per_advance)
+
+    def _report_steps(self, job_id: str, count: int) -> None:
+        extra = self._job_extra[job_id]
+        for step, data, checkpoint in extra.pending_steps[:count]:
             extra.metrics.append(data)
             self._add_event(
                 job_id,
-                f"Step {step}/{total_steps}: training loss={train_loss:.2f}",
+                f"Step {step}/{data['total_steps']}: training loss={data['train_loss']:.2f}",
                 data=data,
                 kind="metrics",
             )
-            epoch, remainder = divmod(step, steps_per_epoch)
-            if remainder == 0 and epoch > n_epochs - _KEPT_CHECKPOINTS:
+            if checkpoint:
                 self._add_checkpoint(job_id, step, data)
+        del extra.pending_steps[:count]
 
     def _add_checkpoint(self, job_id: str, step: int, data: JSONObject) -> None:
         extra = self._job_extra[job_id]

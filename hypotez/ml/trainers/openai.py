@@ -277,13 +277,11 @@ class OpenAITrainer:
         try:
             async for checkpoint in self.client.fine_tuning.jobs.checkpoints.list(external_id, limit=100):
                 metrics = checkpoint.metrics
-                valid = None
-                if metrics is not None:
-                    valid = metrics.full_valid_loss if metrics.full_valid_loss is not None else metrics.valid_loss
+                valid = metrics.full_valid_loss if metrics.full_valid_loss is not None else metrics.valid_loss
                 found.append(
                     Checkpoint(
                         step=checkpoint.step_number,
-                        train_loss=metrics.train_loss if metrics is not None else None,
+                        train_loss=metrics.train_loss,
                         valid_loss=valid,
                         model=checkpoint.fine_tuned_model_checkpoint,
                     )

@@ -26,6 +26,23 @@ __all__ = ["JobRepository", "ReportedEvent", "ReportedStatus"]
 #: The PostgreSQL advisory lock key under which training slots are claimed, one claim at a time.
 _SLOT_LOCK = 0x687A_736C  # "hzsl"
 _UNFINISHED = [s.value for s in JobState if not s.finished]
+#: Metrics kept as series ``[[step, value], ...]`` (event data key -> metrics key), for the chart.
+_SERIES = {
+    "train_loss": "loss",
+    "valid_loss": "valid",
+    "reward_accuracy": "reward_accuracies",
+    "reward_margin": "reward_margins",
+}
+#: Metrics kept as their latest value.
+_LATEST = (
+    "total_steps",
+    "learning_rate",
+    "epoch",
+    "valid_loss",
+    "train_mean_token_accuracy",
+    "reward_accuracy",
+    "reward_margin",
+)
 
 
 class ReportedStatus(Protocol):
@@ -39,6 +56,10 @@ class ReportedStatus(Protocol):
     def result_model(self) -> str | None: ...
     @property
     def error(self) -> str | None: ...
+    @property
+    def started_at(self) -> dt.datetime | None: ...
+    @property
+    def estimated_finish_at(self) -> dt.datetime | None: ...
 
 
 class ReportedEvent(Protocol):
@@ -175,6 +196,45 @@ class JobRepository:
             )
             return list(rows.all())
 
+    # -- the status message ---------------------------------------------------------------------------------
+
+    async def _claim(self, job_id: int, *conditions: Any, **values: Any) -> bool:
+        async with self._db.session() as session, session.begin():
+            result = cast(
+                "CursorResult[Any]",
+                await session.execute(
+                    update(TrainingJob)
+                    .where(TrainingJob.id == job_id, *conditions)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                ),
+            )
+            return result.rowcount == 1
+
+    async def claim_chart(self, job_id: int, points: int, *, interval: dt.timedelta, final: bool = False) -> bool:
+        """Claim the upload of a chart of ``points`` points: only when it holds more points than the one on the
+        status message and that one is older than ``interval`` (any age when ``final``).  Decided by the database
+        in one statement, so processes sharing it upload each chart once."""
+        now = utcnow()
+        conditions: list[Any] = [TrainingJob.chart_points < points]
+        if not final:
+            conditions.append(or_(TrainingJob.chart_posted_at.is_(None), TrainingJob.chart_posted_at <= now - interval))
+        return await self._claim(job_id, *conditions, chart_points=points, chart_posted_at=now)
+
+    async def release_chart(self, job_id: int) -> None:
+        """The claimed upload failed: the next update uploads the chart again."""
+        await self._claim(job_id, chart_points=0, chart_posted_at=None)
+
+    async def claim_refresh(self, job_id: int, *, within: dt.timedelta) -> bool:
+        """Record a refresh asked for by a member unless one was recorded less than ``within`` ago (then
+        ``False``: the press is answered without asking the trainer again)."""
+        now = utcnow()
+        return await self._claim(
+            job_id,
+            or_(TrainingJob.refreshed_at.is_(None), TrainingJob.refreshed_at <= now - within),
+            refreshed_at=now,
+        )
+
     # -- training slots (the queue of trainers that run on this machine) ---------------------------------------
 
     async def waiting(self, trainers: Sequence[str]) -> list[TrainingJob]:
@@ -261,29 +321,20 @@ class JobRepository:
                 if r.external_id not in known
             ]
             session.add_all(new_events)
-            metrics = dict(job.metrics or {})
-            loss: list[list[float]] = [list(p) for p in metrics.get("loss", [])]
-            for record in records:
-                if record.external_id in known or record.kind != "metrics":
-                    continue
-                data = record.data
-                step = data.get("step")
-                if isinstance(step, int | float):
-                    metrics["step"] = int(step)
-                    if isinstance(data.get("train_loss"), int | float):
-                        loss.append([int(step), float(data["train_loss"])])
-                for key in ("total_steps", "learning_rate", "epoch", "valid_loss", "train_mean_token_accuracy"):
-                    if isinstance(data.get(key), int | float):
-                        metrics[key] = data[key]
-            if loss:
-                metrics["loss"] = sorted(loss)
+            fresh = [r for r in records if r.external_id not in known and r.kind == "metrics"]
+            metrics = _merge_metrics(dict(job.metrics or {}), fresh)
+            first_metrics = min((r.created_at for r in fresh), default=None)
             if status.step is not None:
                 metrics["step"] = status.step
             if status.total_steps is not None:
                 metrics["total_steps"] = status.total_steps
-            if state is JobState.RUNNING and "started_at" not in metrics:
-                metrics["started_at"] = utcnow().isoformat()
             job.metrics = metrics
+            # The trainer's clock: its own start time, or (where it gives none) its first metrics record's.
+            if status.started_at is not None:
+                job.trainer_started_at = status.started_at
+            elif job.trainer_started_at is None and first_metrics is not None:
+                job.trainer_started_at = first_metrics
+            job.estimated_finish_at = None if state.finished else status.estimated_finish_at
             changed = job.status != state.value
             job.status = state.value
             if state.finished and job.finished_at is None:
@@ -293,3 +344,24 @@ class JobRepository:
                     job.result_model = status.result_model
                     await register_job_result(session, job)
         return job, new_events, changed
+
+
+def _merge_metrics(metrics: dict[str, Any], records: Sequence[ReportedEvent]) -> dict[str, Any]:
+    """``metrics`` with new metrics records added: the series (one point per step) and the latest values."""
+    series: dict[str, list[list[float]]] = {name: [list(p) for p in metrics.get(name, [])] for name in _SERIES.values()}
+    for record in records:
+        data = record.data
+        step = data.get("step")
+        if isinstance(step, int | float) and not isinstance(step, bool):
+            metrics["step"] = max(int(step), int(metrics.get("step") or 0))
+            for key, name in _SERIES.items():
+                if isinstance(data.get(key), int | float):
+                    series[name].append([int(step), float(data[key])])
+        for key in _LATEST:
+            if isinstance(data.get(key), int | float):
+                metrics[key] = data[key]
+    for name, points in series.items():
+        if points:
+            # One point per step (a record read twice, or a trainer repeating itself, adds nothing).
+            metrics[name] = [[step, value] for step, value in sorted({int(p[0]): p[1] for p in points}.items())]
+    return metrics
