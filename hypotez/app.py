@@ -44,6 +44,7 @@ from hypotez.storage.repositories import (
     CooldownRepository,
     CorrectionRepository,
     DatasetRepository,
+    EvaluationRepository,
     FeedbackRepository,
     GuildSettingsRepository,
     JobRepository,
@@ -181,6 +182,7 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
     register(CorrectionRepository, CorrectionRepository(db))
     register(ReviewRepository, ReviewRepository(db, examples_from_correction))
     register(CooldownRepository, CooldownRepository(db))
+    register(EvaluationRepository, EvaluationRepository(db))
     register(FeedbackRepository, FeedbackRepository(db))
     data_dir = register(DataDirectory, DataDirectory.from_settings(settings))
     datasets = register(DatasetRepository, DatasetRepository(db))

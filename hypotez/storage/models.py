@@ -41,9 +41,11 @@ __all__ = [
     "Correction",
     "Dataset",
     "DatasetExample",
+    "EvaluationRun",
     "Feedback",
     "GuildSettings",
     "JobEvent",
+    "JobExample",
     "JobState",
     "RegisteredModel",
     "ReplyMessage",
@@ -567,4 +569,40 @@ class ArenaVote(Base):
     review_item_id: Mapped[int | None] = mapped_column(
         ForeignKey("review_items.id", ondelete="SET NULL"), unique=True
     )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class JobExample(Base):
+    """One example a training job was given, in the trainer's format, and the part it went to: ``train`` or
+    ``validation`` (held out).  Kept so the job's model can be evaluated on what it never saw (generalisation)
+    apart from what it learned from (memorisation)."""
+
+    __tablename__ = "job_examples"
+    __table_args__ = (Index("ix_job_examples_job_split", "job_id", "split", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
+    split: Mapped[str] = mapped_column(String(10))  # "train" | "validation"
+    position: Mapped[int] = mapped_column(Integer)
+    record: Mapped[dict[str, Any]] = mapped_column()
+
+
+class EvaluationRun(Base):
+    """One ``/test run`` or ``/test compare``: what was evaluated, how it was scored, the summary and every case
+    (judge scores and reasons included); the report file holds the same cases."""
+
+    __tablename__ = "evaluation_runs"
+    __table_args__ = (Index("ix_evaluation_runs_guild_created", "guild_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    guild_id: Mapped[int | None] = mapped_column(Snowflake)
+    requested_by: Mapped[int] = mapped_column(Snowflake)
+    kind: Mapped[str] = mapped_column(String(20))  # "run" | "compare"
+    model: Mapped[str] = mapped_column(String(300))
+    #: The training job whose stored examples were evaluated, if any.
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("training_jobs.id", ondelete="SET NULL"))
+    scorer: Mapped[str] = mapped_column(String(20), default="match")  # "match" | "judge"
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cases: Mapped[list[Any]] = mapped_column(default=list)
+    report_path: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -9,6 +9,7 @@ from hypotez.storage.repositories.audit import AuditFilter, AuditLog
 from hypotez.storage.repositories.cooldowns import CooldownRepository, CooldownVerdict
 from hypotez.storage.repositories.corrections import CorrectionExamples, CorrectionRepository
 from hypotez.storage.repositories.datasets import DatasetCounts, DatasetOverview, DatasetRepository, StoredExample
+from hypotez.storage.repositories.evaluation import EvaluationRepository
 from hypotez.storage.repositories.feedback import FeedbackRepository, ModelFeedbackStats
 from hypotez.storage.repositories.jobs import JobRepository, ReportedEvent, ReportedStatus
 from hypotez.storage.repositories.registered_models import RegisteredModelRepository
@@ -39,6 +40,7 @@ __all__ = [
     "DatasetRepository",
     "Decision",
     "EffectiveSettings",
+    "EvaluationRepository",
     "FeedbackRepository",
     "GuildSettingsRepository",
     "JobRepository",
