@@ -27,7 +27,7 @@ from hypotez.plugins._cooldowns import cooldown
 from hypotez.plugins._job_status import JobMessages
 from hypotez.storage.files import DataDirectory
 from hypotez.storage.models import TrainingJob
-from hypotez.storage.repositories import AuditLog, DatasetRepository
+from hypotez.storage.repositories import AuditLog, DatasetRepository, EvaluationRepository
 
 loader = lightbulb.Loader()
 
@@ -98,6 +98,7 @@ class Train(
         jobs: JobTracker,
         messages: JobMessages,
         audit: AuditLog,
+        evaluation: EvaluationRepository,
         local_models: LocalModels,
         catalog: DatasetCatalog,
         data_dir: DataDirectory,
@@ -155,6 +156,8 @@ class Train(
             where = f" (status message: {_message_link(job)})" if job.status_message_id else ""
             await ctx.respond(f"An identical training job #{job.id} is already {job.status}{where}.", ephemeral=True)
             return
+        # Kept for /test run job:<id>: the model scored on what it never saw apart from what it learned from.
+        await evaluation.keep_job_examples(job.id, train, valid)
         try:
             status_message = await messages.post(job, caller.channel_id)
         except hikari.ForbiddenError:
