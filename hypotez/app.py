@@ -22,6 +22,7 @@ import hypotez.plugins
 from hypotez.config import Settings
 from hypotez.errors import ConfigError
 from hypotez.keys import ModalSigner
+from hypotez.ml.arena import pair_from_vote
 from hypotez.ml.assistant import Assistant, ChatBackends
 from hypotez.ml.chat import ChatBackend, OpenAICompatibleBackend
 from hypotez.ml.datasets import DatasetCatalog
@@ -40,6 +41,7 @@ from hypotez.plugins.review import review_notes
 from hypotez.storage import Database
 from hypotez.storage.files import DataDirectory
 from hypotez.storage.repositories import (
+    ArenaRepository,
     AuditLog,
     CooldownRepository,
     CorrectionRepository,
@@ -180,7 +182,8 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
     audit = register(AuditLog, AuditLog(db))
     replies = register(ReplyRepository, ReplyRepository(db))
     register(CorrectionRepository, CorrectionRepository(db))
-    register(ReviewRepository, ReviewRepository(db, examples_from_correction))
+    register(ReviewRepository, ReviewRepository(db, examples_from_correction, pair_from_vote))
+    register(ArenaRepository, ArenaRepository(db, pair_from_vote))
     register(CooldownRepository, CooldownRepository(db))
     register(EvaluationRepository, EvaluationRepository(db))
     register(FeedbackRepository, FeedbackRepository(db))
@@ -209,7 +212,9 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
         ),
         JobTracker.stop,
     )
-    messages = register(JobMessages, JobMessages(app.bot.rest))
+    messages = register(
+        JobMessages, JobMessages(app.bot.rest, job_rows, chart_interval=settings.job_chart_interval_s)
+    )
     jobs.subscribe(messages.update)  # live status messages for every job update
 
     # Voice

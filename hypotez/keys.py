@@ -52,6 +52,8 @@ class Key(enum.StrEnum):
     AUDIT_PAGE = "hz.al"
     AUDIT_EXPORT_CSV = "hz.alc"
     AUDIT_EXPORT_JSONL = "hz.alj"
+    #: ``/arena``: a vote on a match (carries the match id and ``a``, ``b`` or ``tie``).
+    ARENA_VOTE = "hz.av"
 
 
 #: Largest id argument accepted (Discord snowflakes and database ids fit in 63 bits).

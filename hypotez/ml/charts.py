@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["loss_chart_png", "win_loss_chart_png"]
+__all__ = ["arena_chart_png", "loss_chart_png", "win_loss_chart_png"]
 
 # pyplot keeps global state; one figure at a time.
 _LOCK = threading.Lock()
@@ -42,6 +42,42 @@ def loss_chart_png(points: Sequence[Sequence[float]], *, title: str) -> bytes:
             ax.set_xlabel("step")
             ax.set_ylabel("training loss")
             ax.grid(alpha=0.3)
+            fig.tight_layout()
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png")
+            return buffer.getvalue()
+        finally:
+            plt.close(fig)
+
+
+def arena_chart_png(rows: Sequence[tuple[str, float, int, int, int]], *, title: str) -> bytes:
+    """A server's arena: each model's Elo (left) and its wins, ties and losses (right), best first.  ``rows`` are
+    ``(model, elo, wins, ties, losses)``, already sorted."""
+    with _LOCK:
+        plt = _pyplot()
+        height = max(2.5, 0.45 * len(rows) + 1.5)
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, height), dpi=100, sharey=True)
+        try:
+            names = [row[0][:40] for row in reversed(rows)]
+            elo = [row[1] for row in reversed(rows)]
+            wins = [row[2] for row in reversed(rows)]
+            ties = [row[3] for row in reversed(rows)]
+            losses = [row[4] for row in reversed(rows)]
+            left.barh(names, elo, color="#5865F2")
+            for index, value in enumerate(elo):
+                left.text(value, index, f" {value:.0f}", va="center")
+            if elo:
+                low, high = min(elo), max(elo)
+                left.set_xlim(min(low, 1000) - 60, max(high, 1000) + 60)
+            left.axvline(1000, color="#99AAB5", linewidth=1, linestyle="--")
+            left.set_xlabel("Elo (everyone starts at 1000)")
+            right.barh(names, wins, color="#57F287", label="wins")
+            right.barh(names, ties, left=wins, color="#99AAB5", label="ties")
+            right.barh(names, losses, left=[w + t for w, t in zip(wins, ties, strict=True)], color="#ED4245",
+                       label="losses")  # fmt: skip
+            right.set_xlabel("votes")
+            right.legend(loc="lower right", fontsize="small")
+            fig.suptitle(title)
             fig.tight_layout()
             buffer = io.BytesIO()
             fig.savefig(buffer, format="png")

@@ -96,6 +96,8 @@ def _last_user_turn(messages: list[Any]) -> str:
 
 def asked(context: ReviewContext) -> str:
     """What the member said that the item's reply answers (the prompt's last user turn)."""
+    if context.arena is not None:
+        return context.arena[0].user_text
     reply = context.reply
     if reply is not None:
         return reply.user_text if reply.user_text.strip() else _last_user_turn(list(reply.prompt_messages or []))
@@ -133,6 +135,7 @@ _KIND_TITLES = {
     ReviewKind.CORRECTION.value: "Correction",
     ReviewKind.RATING.value: "Rating",
     ReviewKind.NEEDS_CORRECTION.value: "Reply marked as wrong (needs a correction)",
+    ReviewKind.ARENA.value: "Arena vote (a preference pair)",
 }
 
 
@@ -169,8 +172,23 @@ def render_item(context: ReviewContext, policy: ReviewPolicy, *, more_pending: i
     reply = context.reply
     if said := asked(context):
         lines += ["**The member asked:**", _quote(said, _ASKED_CLIP)]
-    original = reply.content if reply is not None else context.correction.original_text if context.correction else ""
-    lines += ["**The bot replied:**", _quote(original, _PART_CLIP)]
+    if context.arena is not None:
+        match, vote = context.arena
+        chosen = (match.model_a, match.answer_a) if vote.choice == "a" else (match.model_b, match.answer_b)
+        other = (match.model_b, match.answer_b) if vote.choice == "a" else (match.model_a, match.answer_a)
+        lines += [
+            f"**Chosen in blind match #{match.id}** (`{chosen[0]}`):",
+            _quote(chosen[1], _PART_CLIP),
+            f"**Over** (`{other[0]}`):",
+            _quote(other[1], _PART_CLIP),
+        ]
+    elif item.kind == ReviewKind.ARENA:
+        lines.append("(the match of this vote was removed)")
+    else:
+        original = (
+            reply.content if reply is not None else context.correction.original_text if context.correction else ""
+        )
+        lines += ["**The bot replied:**", _quote(original, _PART_CLIP)]
     if item.kind == ReviewKind.CORRECTION:
         corrected = context.correction.corrected_text if context.correction else "(the correction was removed)"
         lines += ["**Corrected to:**", _quote(corrected, _PART_CLIP)]
@@ -217,6 +235,8 @@ def _what(context: ReviewContext) -> str:
         return f"Your correction of {reply}"
     if kind == ReviewKind.RATING:
         return f"Your rating ({_rating_words(context)}) of {reply}"
+    if kind == ReviewKind.ARENA:
+        return f"Your arena vote on “{said}”" if said else "Your arena vote"
     return f"Your report that {reply} was wrong"
 
 
@@ -243,6 +263,7 @@ def describe_decision(context: ReviewContext) -> str | None:
         use = {
             ReviewKind.CORRECTION.value: "the next model trained here learns from it.",
             ReviewKind.RATING.value: "it counts in the next training data built here.",
+            ReviewKind.ARENA.value: "its preference pair is in the `arena` dataset.",
         }.get(item.kind, "thank you.")
         return f"{_what(context)} was approved by {_deciders(context, 'approve')}: {use}"
     reason = f": {_clip(item.reason, 300)}" if item.reason else "."
@@ -419,11 +440,10 @@ def _outcome(decision: Decision, policy: ReviewPolicy, vote: str, *, edited: boo
         return f"❌ You rejected #{item.id}: it will not be used for training."
     verb = "edited and approved" if edited else "approved"
     if item.status == ReviewStatus.APPROVED:
-        use = (
-            "its examples are in the `corrections` dataset now"
-            if item.kind == ReviewKind.CORRECTION
-            else ("it counts in the next dataset built here")
-        )
+        use = {
+            ReviewKind.CORRECTION.value: "its examples are in the `corrections` dataset now",
+            ReviewKind.ARENA.value: "its preference pair is in the `arena` dataset now",
+        }.get(item.kind, "it counts in the next dataset built here")
         return f"✅ You {verb} #{item.id}: {use}."
     assert vote == "approve"
     return (

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 #: Commands about one server's data or settings: offered in servers only.
 SERVER_ONLY = {
     "admin",
+    "arena",
     "archive",
     "audit",
     "dataset",

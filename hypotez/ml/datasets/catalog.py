@@ -28,6 +28,7 @@ from hypotez.ml.datasets.pricing import training_costs
 from hypotez.storage.files import DATASETS, EXPORTS, TMP, safe_filename
 from hypotez.storage.models import utcnow
 from hypotez.storage.repositories import CorrectionRepository, DatasetRepository
+from hypotez.storage.repositories.arena import ARENA_DATASET
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Sequence
@@ -167,6 +168,10 @@ class DatasetCatalog:
             raise InvalidInputError(
                 "`corrections` is kept up to date from members' corrections; choose another name "
                 "(`/dataset build` makes a snapshot of it)."
+            )
+        if name == ARENA_DATASET:
+            raise InvalidInputError(
+                "`arena` is kept up to date from members' approved votes in `/arena` matches; choose another name."
             )
         return name
 
@@ -482,6 +487,10 @@ class DatasetCatalog:
             raise InvalidInputError(
                 "`corrections` is kept up to date from members' corrections and cannot be archived; "
                 "archive a snapshot from `/dataset build` instead."
+            )
+        if name == ARENA_DATASET:
+            raise InvalidInputError(
+                "`arena` is kept up to date from members' approved votes in `/arena` matches and cannot be archived."
             )
         await self.repository.resolve(guild_id, name)  # NotFoundError with the name
         versions = [v for v in await self.repository.versions(guild_id, name) if v.archived_at is None]

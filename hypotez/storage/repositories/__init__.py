@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from hypotez.storage.repositories.arena import AlreadyVotedError, ArenaRepository, MatchClosedError, RecordedVote
 from hypotez.storage.repositories.audit import AuditFilter, AuditLog
 from hypotez.storage.repositories.cooldowns import CooldownRepository, CooldownVerdict
 from hypotez.storage.repositories.corrections import CorrectionExamples, CorrectionRepository
@@ -27,6 +28,8 @@ from hypotez.storage.repositories.transcripts import CorrectedTranscript, Transc
 from hypotez.storage.repositories.vocabulary import StoredTerm, VocabularyRepository
 
 __all__ = [
+    "AlreadyVotedError",
+    "ArenaRepository",
     "AuditFilter",
     "AuditLog",
     "CooldownRepository",
@@ -44,8 +47,10 @@ __all__ = [
     "FeedbackRepository",
     "GuildSettingsRepository",
     "JobRepository",
+    "MatchClosedError",
     "MessagePart",
     "ModelFeedbackStats",
+    "RecordedVote",
     "RegisteredModelRepository",
     "ReplyRepository",
     "ReportedEvent",

@@ -3,7 +3,8 @@ review policy, and what the authors have been told.
 
 An item becomes training data only once approved: a correction's examples enter the server's live ``corrections``
 dataset at that moment (and leave it if the item stops being approved); a rating counts in ``/dataset build``
-only when approved.  One curator's rejection is final.
+only when approved; an arena vote's preference pair enters the live ``arena`` dataset while approved.  One
+curator's rejection is final.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sqlalchemy import delete, func, select
 
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.storage.models import (
+    ArenaMatch,
+    ArenaVote,
     BotReply,
     Correction,
     Dataset,
@@ -30,6 +33,7 @@ from hypotez.storage.models import (
     ReviewVote,
     utcnow,
 )
+from hypotez.storage.repositories.arena import PairBuilder, settle_arena_item
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -77,6 +81,8 @@ class ReviewContext:
     correction: Correction | None
     feedback: Feedback | None
     votes: list[ReviewVote]
+    #: An ``arena`` item's match and the member's vote on it.
+    arena: tuple[ArenaMatch, ArenaVote] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +160,10 @@ async def settle(
     examples: Callable[[Correction], Iterable[DatasetExample]],
     *,
     reason: str | None = None,
+    pairs: PairBuilder | None = None,
 ) -> None:
-    """Give ``item`` its status, keeping its correction's examples in the live dataset exactly while approved."""
+    """Give ``item`` its status, keeping its correction's examples in the live dataset exactly while approved (an
+    arena vote's preference pair in the live ``arena`` dataset, built by ``pairs``)."""
     previous = item.status
     item.status = status
     item.decided_at = None if status == ReviewStatus.PENDING else utcnow()
@@ -170,6 +178,10 @@ async def settle(
                 await _publish(session, correction, examples)
             else:
                 await _withdraw(session, correction)
+    elif item.kind == ReviewKind.ARENA:
+        if pairs is None:
+            raise RuntimeError("settling an arena vote needs the builder of its preference pair")
+        await settle_arena_item(session, item, pairs)
 
 
 async def open_item(
@@ -222,9 +234,15 @@ async def open_item(
 class ReviewRepository:
     """The review queue of every server, and each server's review policy."""
 
-    def __init__(self, db: Database, examples: Callable[[Correction], Iterable[DatasetExample]]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        examples: Callable[[Correction], Iterable[DatasetExample]],
+        pairs: PairBuilder | None = None,
+    ) -> None:
         self._db = db
         self._examples = examples
+        self._pairs = pairs
 
     # -- policy -----------------------------------------------------------------------------------------------
 
@@ -291,6 +309,11 @@ class ReviewRepository:
             reply = await session.get(BotReply, item.reply_id) if item.reply_id is not None else None
             correction = await session.get(Correction, item.correction_id) if item.correction_id is not None else None
             feedback = await session.get(Feedback, item.feedback_id) if item.feedback_id is not None else None
+            arena: tuple[ArenaMatch, ArenaVote] | None = None
+            if item.kind == ReviewKind.ARENA:
+                vote = await session.scalar(select(ArenaVote).where(ArenaVote.review_item_id == item.id))
+                match = await session.get(ArenaMatch, vote.match_id) if vote is not None else None
+                arena = (match, vote) if match is not None and vote is not None else None
             votes = list(
                 (
                     await session.scalars(
@@ -298,7 +321,7 @@ class ReviewRepository:
                     )
                 ).all()
             )
-        return ReviewContext(item, reply, correction, feedback, votes)
+        return ReviewContext(item, reply, correction, feedback, votes, arena)
 
     async def next_pending(
         self, guild_id: int, curator_id: int, *, after_id: int = 0, self_approval: bool = False
@@ -374,11 +397,13 @@ class ReviewRepository:
             votes = list((await session.scalars(select(ReviewVote).where(ReviewVote.item_id == item.id))).all())
             approvals = sum(1 for v in votes if v.vote == "approve")
             if any(v.vote == "reject" for v in votes):
-                await settle(session, item, ReviewStatus.REJECTED.value, self._examples, reason=reason)
+                await settle(
+                    session, item, ReviewStatus.REJECTED.value, self._examples, reason=reason, pairs=self._pairs
+                )
             elif approvals >= policy.approvals:
-                await settle(session, item, ReviewStatus.APPROVED.value, self._examples)
+                await settle(session, item, ReviewStatus.APPROVED.value, self._examples, pairs=self._pairs)
             else:
-                await settle(session, item, ReviewStatus.PENDING.value, self._examples)
+                await settle(session, item, ReviewStatus.PENDING.value, self._examples, pairs=self._pairs)
             await session.flush()
             return Decision(item, previous)
 
