@@ -388,11 +388,12 @@ async def vote(
             close_after=settings.arena_close_after_votes,
         )
     except AlreadyVotedError as exc:
-        await ctx.respond(f"{exc.user_message}\n{_names(exc.match)}", ephemeral=True, **NO_MENTIONS)
+        await ctx.respond(f"{exc.user_message}\n{_names(match)}", ephemeral=True, **NO_MENTIONS)
         return
     except MatchClosedError as exc:
-        if exc.closed_now:  # past its time: its message shows the names now
-            await _refresh_message(rest, arena, exc.match, settings)
+        closed = await arena.get(match_id) if exc.closed_now else None
+        if closed is not None:  # past its time: its message shows the names now
+            await _refresh_message(rest, arena, closed, settings)
         raise
     on_message = match.message_id is None or int(ctx.message.id) == match.message_id
     if on_message:

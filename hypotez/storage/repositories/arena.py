@@ -61,9 +61,9 @@ PairBuilder = Callable[[ArenaMatch, str], DatasetExample]
 class MatchClosedError(InvalidInputError):
     """A vote on a match that no longer takes votes."""
 
-    def __init__(self, match: ArenaMatch, *, closed_now: bool) -> None:
+    def __init__(self, match_id: int, *, closed_now: bool) -> None:
         super().__init__("This match is closed: it takes no more votes. Start another with `/arena start`.")
-        self.match = match
+        self.match_id = match_id
         #: Whether this attempt found it past its time and closed it (its message still shows it open).
         self.closed_now = closed_now
 
@@ -71,14 +71,15 @@ class MatchClosedError(InvalidInputError):
 class AlreadyVotedError(InvalidInputError):
     """A member's second vote on a match."""
 
-    def __init__(self, vote: ArenaVote, match: ArenaMatch) -> None:
-        shown = {"a": "A", "b": "B", "tie": "a tie"}[vote.choice]
+    def __init__(self, match_id: int, choice: str) -> None:
+        shown = {"a": "A", "b": "B", "tie": "a tie"}[choice]
         super().__init__(
             f"You voted already on this match ({shown}), and a vote is final: the names were shown to you with "
             "it, so a second vote would not be blind."
         )
-        self.vote = vote
-        self.match = match
+        self.match_id = match_id
+        #: What the member voted the first time.
+        self.choice = choice
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,13 +242,12 @@ class ArenaRepository:
         except IntegrityError:
             # The same member's vote arrived twice at once (a double click, two replicas): the first one stands.
             async with self._db.session() as session:
-                match = await session.get(ArenaMatch, match_id)
                 vote = await session.scalar(
                     select(ArenaVote).where(ArenaVote.match_id == match_id, ArenaVote.voter_id == voter_id)
                 )
-            if match is None or vote is None:
+            if vote is None:
                 raise
-            raise AlreadyVotedError(vote, match) from None
+            raise AlreadyVotedError(match_id, vote.choice) from None
 
     async def _vote(
         self,
@@ -269,12 +269,12 @@ class ArenaRepository:
                 select(ArenaVote).where(ArenaVote.match_id == match.id, ArenaVote.voter_id == voter_id)
             )
             if existing is not None:
-                raise AlreadyVotedError(existing, match)
+                raise AlreadyVotedError(match.id, existing.choice)
             if match.closed_at is not None:
-                raise MatchClosedError(match, closed_now=False)
+                raise MatchClosedError(match.id, closed_now=False)
             if now >= match.closes_at:
                 match.closed_at = now  # its time is up: closed by the first vote that finds it so
-                closed = MatchClosedError(match, closed_now=True)
+                closed = MatchClosedError(match.id, closed_now=True)
             else:
                 same = choice != "tie" and _same(match)
                 vote = ArenaVote(
