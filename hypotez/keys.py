@@ -37,6 +37,9 @@ class Key(enum.StrEnum):
     FEEDBACK_PAGE = "hz.fp"
     FEEDBACK_NEEDS = "hz.fn"
     JOB_CANCEL = "hz.jc"
+    #: The confirmation Cancel asks for (each carries the job's id).
+    JOB_CANCEL_CONFIRM = "hz.jcy"
+    JOB_CANCEL_KEEP = "hz.jck"
     JOB_REFRESH = "hz.jr"
     TRANSCRIPT_CORRECT = "hz.tc"
     TRANSCRIPT_MODAL = "hz.tm"

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from hypotez.errors import HypotezError, InvalidInputError, NotFoundError
-from hypotez.ml.trainers.base import JobEventRecord, JobState, JobStatus, Trainer, TrainingRequest
+from hypotez.ml.trainers.base import (
+    Checkpoint,
+    CheckpointingTrainer,
+    JobEventRecord,
+    JobState,
+    JobStatus,
+    Trainer,
+    TrainingRequest,
+)
 from hypotez.storage.models import JobEvent, TrainingJob, utcnow
 from hypotez.text import redact
 
@@ -256,6 +264,35 @@ class JobTracker:
             status = replace(status, error=redact(status.error))
         job, new_events, changed = await self._jobs.store_refresh(job_id, state, status, records)
         return JobUpdate(job, new_events, changed)
+
+    async def claim_refresh(self, job_id: int, *, within: float) -> bool:
+        """Whether a member's refresh of the job should ask its trainer: not when one did less than ``within``
+        seconds ago (recorded in the database, so it holds across replicas)."""
+        return await self._jobs.claim_refresh(job_id, within=dt.timedelta(seconds=within))
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+
+    def _checkpointing(self, job: TrainingJob) -> tuple[CheckpointingTrainer, str]:
+        trainer = self.trainer(job.trainer)
+        if not isinstance(trainer, CheckpointingTrainer):
+            raise InvalidInputError(f"The `{job.trainer}` trainer keeps no checkpoints.")
+        if job.external_id is None:
+            raise InvalidInputError(f"Training job #{job.id} has not started yet: it has no checkpoints.")
+        return trainer, job.external_id
+
+    async def checkpoints(self, job_id: int) -> list[Checkpoint]:
+        """The job's checkpoints, oldest first, as its trainer keeps them."""
+        trainer, external_id = self._checkpointing(await self.get(job_id))
+        return await trainer.checkpoints(external_id)
+
+    async def register_checkpoint(self, job_id: int, step: int) -> str:
+        """Make the job's checkpoint at ``step`` a model of the job's server (registered like a job's result, so
+        ``/model use`` offers it); returns its name.  Registering it again returns the same name."""
+        job = await self.get(job_id)
+        trainer, external_id = self._checkpointing(job)
+        name = await trainer.register_checkpoint(external_id, step)
+        await self._jobs.register_model(job.id, name)
+        return name
 
     async def cancel(self, job_id: int) -> TrainingJob:
         job = await self.get(job_id)

@@ -1,12 +1,19 @@
 """The live status message of a training job: an embed with a progress bar, the loss chart, and the Refresh /
-Cancel buttons (handled in :mod:`hypotez.plugins.jobs`; the job is found from the message they are on)."""
+Cancel buttons (handled in :mod:`hypotez.plugins.jobs`; the job is found from the message they are on).
+
+Times come from the trainer's clock: elapsed since the trainer started the job, remaining from the trainer's
+estimate or from the pace so far.  The chart (training loss, its smoothed curve, the validation loss, and the
+rewards of preference training) is uploaded again only when points were added, at most every
+``job_chart_interval_s`` seconds, and once more when the job ends; the edits between keep the uploaded file.
+Which chart the message holds is stored with the job, so replicas sharing the database agree on it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import hikari
 
@@ -21,8 +28,18 @@ from hypotez.text import redact
 if TYPE_CHECKING:
     from hypotez.ml.jobs import JobUpdate
     from hypotez.storage.models import TrainingJob
+    from hypotez.storage.repositories import JobRepository
 
-__all__ = ["JobMessages", "job_actions_row", "job_embed", "progress_bar", "render"]
+__all__ = [
+    "JobMessages",
+    "chart_name",
+    "chart_points",
+    "job_actions_row",
+    "job_embed",
+    "job_times",
+    "progress_bar",
+    "render",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,10 +66,72 @@ def _duration(seconds: float) -> str:
     return f"{hours}h {minutes:02d}m" if hours else (f"{minutes}m {secs:02d}s" if minutes else f"{secs}s")
 
 
-def _loss(job: TrainingJob) -> list[list[float]]:
-    """The loss series the tracker stores: ``[[step, loss], ...]``."""
-    raw: list[list[float]] = (job.metrics or {}).get("loss") or []
-    return raw
+def _series(job: TrainingJob, name: str) -> list[list[float]]:
+    """A series the tracker stores in the job's metrics: ``[[step, value], ...]`` (``loss`` is the training loss,
+    ``valid`` the validation loss, ``reward_accuracies`` / ``reward_margins`` those of preference training)."""
+    raw: Any = (job.metrics or {}).get(name) or []
+    points: list[list[float]] = []
+    for point in cast("list[Any]", raw if isinstance(raw, list) else []):
+        if isinstance(point, list) and len(cast("list[Any]", point)) == 2:
+            points.append([float(v) for v in cast("list[float]", point)])
+    return points
+
+
+_CHART_SERIES = ("loss", "valid", "reward_accuracies", "reward_margins")
+
+
+def chart_points(job: TrainingJob) -> int:
+    """How many points the job's chart has (what tells whether a new chart is worth uploading)."""
+    return sum(len(_series(job, name)) for name in _CHART_SERIES)
+
+
+def chart_name(job: TrainingJob) -> str:
+    """The file name of the job's chart on its status message."""
+    return f"loss-{job.id}.png"
+
+
+def job_times(job: TrainingJob, *, now: dt.datetime) -> tuple[float | None, float | None]:
+    """``(elapsed, remaining)`` in seconds, by the trainer's clock: elapsed since the trainer started the job,
+    remaining from the trainer's own estimate, else ``elapsed / step × (total − step)``.  ``None`` where unknown
+    (not started, or the trainer did not say when it started)."""
+    started = job.trainer_started_at
+    if started is None:
+        return None, None
+    state = JobState(job.status)
+    end = job.finished_at if state.finished and job.finished_at is not None else now
+    elapsed = max(0.0, (end - started).total_seconds())
+    if state.finished:
+        return elapsed, None
+    if job.estimated_finish_at is not None:
+        return elapsed, max(0.0, (job.estimated_finish_at - now).total_seconds())
+    metrics = job.metrics or {}
+    step, total = metrics.get("step"), metrics.get("total_steps")
+    if isinstance(step, int) and isinstance(total, int) and 0 < step < total:
+        return elapsed, elapsed / step * (total - step)
+    return elapsed, None
+
+
+def _at(point: list[float]) -> str:
+    return f"{point[1]:.4f} at step {int(point[0])}"
+
+
+def _add_metrics(embed: hikari.Embed, job: TrainingJob) -> None:
+    loss = _series(job, "loss")
+    if loss:
+        embed.add_field("Training loss", _at(loss[-1]), inline=True)
+    valid = _series(job, "valid")
+    if valid:
+        best = min(valid, key=lambda p: (p[1], p[0]))
+        text = _at(valid[-1])
+        if best is not valid[-1] and best[1] < valid[-1][1]:
+            # Rising since its best: the run is overfitting (a checkpointing trainer keeps the best).
+            text += f"\nbest {_at(best)} ↑"
+        embed.add_field("Validation loss", text, inline=True)
+    for name, label in (("reward_accuracies", "Reward accuracy"), ("reward_margins", "Reward margin")):
+        points = _series(job, name)
+        if points:
+            value = f"{points[-1][1]:.0%}" if name == "reward_accuracies" else f"{points[-1][1]:.4f}"
+            embed.add_field(label, f"{value} at step {int(points[-1][0])}", inline=True)
 
 
 def job_embed(job: TrainingJob, *, now: dt.datetime | None = None) -> hikari.Embed:
@@ -71,16 +150,15 @@ def job_embed(job: TrainingJob, *, now: dt.datetime | None = None) -> hikari.Emb
     )
     embed.add_field("Base model", f"`{job.base_model[:200]}`", inline=True)
     embed.add_field("Method", job.method, inline=True)
-    started = metrics.get("started_at")
-    begin = dt.datetime.fromisoformat(started) if isinstance(started, str) else job.created_at
-    end = job.finished_at or now
-    embed.add_field("Elapsed", _duration((end - begin).total_seconds()), inline=True)
-    if not state.finished and isinstance(step, int) and isinstance(total, int) and 0 < step < total:
-        remaining = (now - begin).total_seconds() / step * (total - step)
-        embed.add_field("Remaining (estimate)", _duration(remaining), inline=True)
-    loss = _loss(job)
-    if loss:
-        embed.add_field("Latest loss", f"{loss[-1][1]:.4f} at step {int(loss[-1][0])}", inline=True)
+    elapsed, remaining = job_times(job, now=now)
+    if elapsed is not None:
+        embed.add_field("Elapsed", _duration(elapsed), inline=True)
+    elif state is JobState.RUNNING:
+        embed.add_field("Elapsed", "unknown (the trainer did not say when it started)", inline=True)
+    if remaining is not None:
+        label = "Remaining (trainer's estimate)" if job.estimated_finish_at is not None else "Remaining (estimate)"
+        embed.add_field(label, _duration(remaining), inline=True)
+    _add_metrics(embed, job)
     if job.result_model:
         embed.add_field("Model", f"`{job.result_model}` — switch with `/model use`", inline=False)
     if job.error:
@@ -96,26 +174,39 @@ def job_actions_row() -> hikari.api.MessageActionRowBuilder:
     )
 
 
-async def render(job: TrainingJob) -> tuple[hikari.Embed, hikari.Bytes | None]:
-    """The embed, and the loss chart when there are metrics (rendered in a worker thread)."""
+def _chart_png(job: TrainingJob) -> bytes:
+    return loss_chart_png(
+        _series(job, "loss"),
+        title=f"job #{job.id} · {job.method}",
+        valid=_series(job, "valid"),
+        reward_accuracy=_series(job, "reward_accuracies"),
+        reward_margin=_series(job, "reward_margins"),
+    )
+
+
+async def render(job: TrainingJob, *, chart: bool = True) -> tuple[hikari.Embed, hikari.Bytes | None]:
+    """The embed, and (with ``chart``, when there are metrics) the chart, rendered in a worker thread and set as
+    the embed's image."""
     embed = job_embed(job)
-    loss = _loss(job)
-    if not loss:
+    if not chart or not chart_points(job):
         return embed, None
-    png = await asyncio.to_thread(loss_chart_png, loss, title=f"job #{job.id}")
-    chart = hikari.Bytes(png, f"loss-{job.id}.png")
-    embed.set_image(chart)
-    return embed, chart
+    png = await asyncio.to_thread(_chart_png, job)
+    image = hikari.Bytes(png, chart_name(job))
+    embed.set_image(image)
+    return embed, image
 
 
 class JobMessages:
     """Keeps each job's status message current and tells the requester when it ends."""
 
-    def __init__(self, rest: hikari.api.RESTClient) -> None:
+    def __init__(self, rest: hikari.api.RESTClient, jobs: JobRepository, *, chart_interval: float = 30.0) -> None:
         self.rest = rest
+        self.jobs = jobs
+        #: Seconds between two uploads of a job's chart (the final one excepted).
+        self.chart_interval = chart_interval
 
     async def post(self, job: TrainingJob, channel_id: int) -> hikari.Message:
-        embed, _ = await render(job)
+        embed, _ = await render(job, chart=False)
         return await self.rest.create_message(channel_id, embed=embed, components=[job_actions_row()])
 
     async def update(self, update: JobUpdate) -> None:
@@ -127,16 +218,31 @@ class JobMessages:
             await self.notify(job)
 
     async def edit(self, job: TrainingJob) -> None:
+        """Edit the status message: a new chart when points were added and the last upload is older than
+        ``chart_interval`` (or the job has ended), else the text alone, keeping the chart already there."""
         assert job.status_channel_id is not None
         assert job.status_message_id is not None
-        embed, _ = await render(job)
         finished = JobState(job.status).finished
-        await self.rest.edit_message(
-            job.status_channel_id,
-            job.status_message_id,
-            embed=embed,
-            components=[] if finished else [job_actions_row()],
+        points = chart_points(job)
+        had_chart = job.chart_points > 0
+        upload = points > 0 and await self.jobs.claim_chart(
+            job.id, points, interval=dt.timedelta(seconds=self.chart_interval), final=finished
         )
+        embed, image = await render(job, chart=upload)
+        if image is None and had_chart:
+            # The file uploaded earlier stays on the message; the embed points at it again.
+            embed.set_image(hikari.URL(f"attachment://{chart_name(job)}"))
+        try:
+            await self.rest.edit_message(
+                job.status_channel_id,
+                job.status_message_id,
+                embed=embed,
+                components=[] if finished else [job_actions_row()],
+            )
+        except Exception:
+            if upload:
+                await self.jobs.release_chart(job.id)  # the next update uploads it
+            raise
 
     async def notify(self, job: TrainingJob) -> None:
         assert job.status_channel_id is not None

@@ -211,7 +211,15 @@ async def test_cancel_button_on_the_status_message(hz: RunningBot) -> None:
     refused = await hz.send(button("hz.jc", message))
     assert refused.content is not None
     assert "`train` capability" in refused.content
-    await hz.send(button("hz.jc", message, user=ADMIN_MEMBER))
+    # Cancel asks first, on a message only the member who pressed sees; the job runs on meanwhile.
+    asked = await hz.send(button("hz.jc", message, user=ADMIN_MEMBER))
+    assert asked.ephemeral
+    assert "Cancel training job #1" in str(asked.content)
+    confirm, keep = [c["custom_id"] for row in asked.components for c in row["components"]]
+    assert (confirm, keep) == (f"hz.jcy:{job.id}", f"hz.jck:{job.id}")
+    assert (await hz.services.jobs.get(job.id)).status == "queued"
+    assert asked.original_message is not None
+    await hz.send(button(confirm, asked.original_message, user=ADMIN_MEMBER))
     job = await hz.services.jobs.get(job.id)
     assert job.status == "cancelled"
     assert hz.openai.jobs[job.external_id or ""]["status"] == "cancelled"

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from hypotez.errors import NotFoundError
-from hypotez.storage.models import ACTIVE_JOB, JobEvent, JobState, TrainingJob, utcnow
+from hypotez.storage.models import ACTIVE_JOB, JobEvent, JobState, RegisteredModel, TrainingJob, utcnow
 from hypotez.storage.repositories.registered_models import register_job_result
 
 if TYPE_CHECKING:
@@ -234,6 +234,30 @@ class JobRepository:
             or_(TrainingJob.refreshed_at.is_(None), TrainingJob.refreshed_at <= now - within),
             refreshed_at=now,
         )
+
+    async def register_model(self, job_id: int, name: str) -> None:
+        """Register ``name`` (a checkpoint of the job made a model) in the job's server, like its result."""
+        async with self._db.session() as session, session.begin():
+            job = await session.get(TrainingJob, job_id)
+            if job is None:
+                raise NotFoundError("training job", job_id)
+            exists = await session.scalar(
+                select(RegisteredModel).where(
+                    RegisteredModel.guild_id == (job.guild_id or 0), RegisteredModel.name == name
+                )
+            )
+            if exists is None:
+                session.add(
+                    RegisteredModel(
+                        guild_id=job.guild_id or 0,
+                        name=name,
+                        backend="local" if job.trainer == "local" else "openai",
+                        origin="fine-tune",
+                        base_model=job.base_model,
+                        job_id=job.id,
+                        dataset_id=job.dataset_id,
+                    )
+                )
 
     # -- training slots (the queue of trainers that run on this machine) ---------------------------------------
 
