@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     chat_max_retries: int = 2
     chat_context_tokens: int = 6000
     chat_stream_interval: float = 1.0
+    #: The line under each reply: ``usage`` (model, tokens, seconds), ``model`` (the model alone) or ``off``.
+    chat_footer: Literal["off", "model", "usage"] = "usage"
+    #: In a direct message with the bot, a message within this many minutes of the bot's last reply continues
+    #: that conversation; a later one starts a new one.
+    chat_dm_idle_minutes: float = Field(default=60.0, ge=0)
     #: Names members see for model ids (``{"/srv/models/qwen-ft": "qwen-ft"}``); an id that is a path with no
     #: name here is shown by its last part, never whole.
     model_aliases: dict[str, str] = Field(default_factory=dict[str, str])
@@ -114,6 +119,17 @@ class Settings(BaseSettings):
     local_max_concurrent_jobs: int = Field(default=1, ge=1)
     #: Local training jobs running at once for one server.
     local_max_jobs_per_server: int = Field(default=1, ge=1)
+
+    # Evaluation: the LLM judge of ``/test run scorer:judge`` (any OpenAI-compatible chat model)
+    #: The judge model; unset, ``scorer:judge`` is refused.
+    judge_model: str | None = None
+    #: The judge's server; unset, the chat backend's (``openai_base_url``, with ``openai_api_key``).
+    judge_base_url: str | None = None
+    #: The judge server's key (the chat backend's key is never sent to a judge server of its own).
+    judge_api_key: SecretStr | None = None
+    #: Cases judged at the same time, and seconds one judgement may take.
+    judge_concurrency: int = Field(default=4, ge=1)
+    judge_timeout: float = Field(default=60.0, gt=0)
 
     # Voice: off turns every voice feature off (a text-only install needs no espeak-ng)
     voice_enabled: bool = True

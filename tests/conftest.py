@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import hikari
 
     from hypotez.app import Hypotez as App
+    from hypotez.storage.models import BotReply
     from tests.fakes.discord_rest import FakeDiscordREST
     from tests.fakes.interactions import InteractionResult
 
@@ -128,6 +129,8 @@ def settings(tmp_path: Path) -> Settings:
         cooldown_transcribe_per_minute=100_000,
         cooldown_say_per_minute=100_000,
         cooldown_train_per_hour=100_000,
+        # Tests compare replies with the model's answer exactly: the footer is tested on its own (test_chat_ways.py).
+        chat_footer="off",
     )
 
 
@@ -324,3 +327,26 @@ def signed_form(app: App, custom_id: str, user: Mapping[str, Any] | None = None)
 
     user_id = USER_ID if user is None else int((user.get("user") or user)["id"])
     return app.get(ModalSigner).sign(custom_id, user_id=user_id)
+
+
+async def message_to_bot(hz: RunningBot, message: hikari.Message) -> BotReply | None:
+    """What the gateway message listener does with ``message`` (HTTP mode receives no messages): the bot answers
+    it when it is meant for the bot (a reply to it, a message in its thread, a mention, a DM)."""
+    from hypotez.permissions import caller_from_message
+    from hypotez.plugins.chat import ThreadOwners, answer_message
+    from hypotez.storage.repositories import GuildSettingsRepository, ReplyRepository
+    from tests.fakes.interactions import BOT_USER_ID
+
+    app = hz.app
+    caller = await caller_from_message(message, app.get(Settings), app.get(GuildSettingsRepository))
+    return await answer_message(
+        message,
+        bot_id=BOT_USER_ID,
+        caller=caller,
+        replies=app.get(ReplyRepository),
+        assistant=app.get(Assistant),
+        settings=app.get(Settings),
+        rest=app.bot.rest,
+        db=app.get(Database),
+        owners=ThreadOwners(),
+    )

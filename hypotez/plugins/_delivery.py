@@ -5,7 +5,7 @@ with the usual buttons so members can write the answer the model could not give.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import hikari
 
@@ -18,9 +18,23 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from hypotez.ml.assistant import Assistant, PreparedChat
+    from hypotez.ml.chat import ChatResult
     from hypotez.storage.models import BotReply
 
-__all__ = ["EMPTY_TEXT", "FAILED_TEXT", "NO_MENTIONS", "ChannelTarget", "InteractionTarget", "ReplyTarget", "deliver"]
+__all__ = [
+    "EMPTY_TEXT",
+    "FAILED_TEXT",
+    "NO_MENTIONS",
+    "ChannelTarget",
+    "FooterMode",
+    "InteractionTarget",
+    "ReplyTarget",
+    "deliver",
+    "reply_footer",
+]
+
+#: What the line under a reply says: nothing, the model that answered, or the model, tokens and seconds.
+FooterMode = Literal["off", "model", "usage"]
 
 #: A model's answer pings nobody, whatever it says (``@everyone``, ``<@id>``, ``<@&role>``).
 NO_MENTIONS: Final[dict[str, Any]] = {"user_mentions": False, "role_mentions": False, "mentions_everyone": False}
@@ -201,6 +215,24 @@ def streaming_preview(text: str) -> str:
     return text[: MESSAGE_LIMIT - 40].rstrip() + " … (continues)"
 
 
+def reply_footer(label: str, result: ChatResult, mode: FooterMode) -> str:
+    """The small line under a reply (``-# ...``, Discord's subtext): which model answered and, in ``usage``
+    mode, the tokens it used and how long it took.  Empty in ``off`` mode.  Never part of the stored reply."""
+    if mode == "off":
+        return ""
+    bits = [label.replace("\n", " ")[:100]]
+    if mode == "usage":
+        if result.prompt_tokens is not None or result.completion_tokens is not None:
+            tokens = (result.prompt_tokens or 0) + (result.completion_tokens or 0)
+            bits.append(f"{tokens:,} tokens")
+        bits.append(f"{result.latency_ms / 1000:.1f} s")
+    return "-# " + " · ".join(bits)
+
+
+def _with_footer(part: str, footer: str) -> str:
+    return f"{part}\n{footer}" if footer else part
+
+
 async def deliver(
     assistant: Assistant,
     prepared: PreparedChat,
@@ -209,6 +241,7 @@ async def deliver(
     *,
     stream_interval: float,
     interaction_id: int | None = None,
+    footer: FooterMode = "off",
 ) -> BotReply | None:
     """Ask the model, stream into ``target``, post the final answer and store it.
 
@@ -216,6 +249,9 @@ async def deliver(
     member is shown that, with ``components`` (the usual reply buttons), and invited to write the answer it
     should have given; the reply is stored all the same (outcome ``empty`` or ``failed``) so that ✏️ Correct
     and "Correct this reply" work on it, and ``None`` is returned: there is no answer to speak or continue.
+
+    ``footer`` adds a line under the answer naming the model (see :func:`reply_footer`); the stored reply is
+    the answer alone.
     """
     last_edit = started = time.monotonic()
 
@@ -247,8 +283,9 @@ async def deliver(
         )
         return None
 
+    note = reply_footer(assistant.label(result.model or prepared.model), result, footer)
     if outcome_of(result) == EMPTY:
-        ids = await target.send_parts([EMPTY_TEXT], components)
+        ids = await target.send_parts([_with_footer(EMPTY_TEXT, note)], components)
         await assistant.record(
             prepared,
             result,
@@ -259,9 +296,12 @@ async def deliver(
         return None
 
     content = result.content
-    spans = split_text(content)
+    # The footer goes under the last part: every part leaves room for it.
+    spans = split_text(content, MESSAGE_LIMIT - (len(note) + 1 if note else 0))
     if len(spans) <= MAX_PARTS:
-        ids = await target.send_parts([content[a:b] for a, b in spans], components)
+        texts = [content[a:b] for a, b in spans]
+        texts[-1] = _with_footer(texts[-1], note)
+        ids = await target.send_parts(texts, components)
         parts = [MessagePart(message_id, a, b) for message_id, (a, b) in zip(ids, spans, strict=True)]
         delivery = "messages"
     else:
@@ -269,6 +309,7 @@ async def deliver(
             content[:PREVIEW_CHARS].rstrip()
             + f"\n\n… the full reply ({len(content):,} characters) is attached as `reply.md`."
         )
+        preview = _with_footer(preview, note)
         ids = await target.send_parts(
             [preview], components, attachment=hikari.Bytes(content.encode("utf-8"), "reply.md")
         )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import hikari
@@ -14,13 +18,15 @@ from hypotez.ml.assistant import Assistant
 from hypotez.permissions import Caller
 from hypotez.plugins._autocomplete import model_autocomplete
 from hypotez.plugins._checks import EVERYWHERE, IN_SERVERS, require
-from hypotez.plugins._cooldowns import cooldown
+from hypotez.plugins._cooldowns import CooldownKind, check_cooldown, cooldown
 from hypotez.plugins._delivery import ChannelTarget, InteractionTarget, deliver
 from hypotez.plugins._errors import describe_error
 from hypotez.plugins._listeners import message_listener
 from hypotez.plugins._replies import reply_actions_row
 from hypotez.plugins._voice import speak_reply
-from hypotez.storage.repositories import AuditLog, GuildSettingsRepository, ReplyRepository
+from hypotez.storage import Database
+from hypotez.storage.models import utcnow
+from hypotez.storage.repositories import AuditLog, CooldownRepository, GuildSettingsRepository, ReplyRepository
 from hypotez.voice.transport.sessions import VoiceSessions
 from hypotez.voice.tts import Speaker
 
@@ -93,6 +99,7 @@ class Chat(
             [reply_actions_row()],
             stream_interval=settings.chat_stream_interval,
             interaction_id=int(ctx.interaction.id),
+            footer=settings.chat_footer,
         )
         if reply is not None and self.thread and not self.private and caller.guild_id is not None:
             await _open_thread(ctx, reply)
@@ -191,47 +198,152 @@ class PromptClear(
 loader.command(prompt)
 
 
-async def continue_conversation(
+#: A mention of a user (the bot) in message text: ``<@id>`` or the older ``<@!id>``.
+_MENTION = re.compile(r"<@!?(\d+)>")
+
+
+def strip_mention(text: str, bot_id: int) -> str:
+    """The message without the mentions of the bot (``@hypotez what is...`` asks "what is...")."""
+    return _MENTION.sub(lambda m: "" if int(m.group(1)) == bot_id else m.group(0), text).strip()
+
+
+class ThreadOwners:
+    """Who owns each thread a message arrived in, asked of Discord once per thread (``None``: not a thread).
+
+    Which channel is a thread, and who opened it, never changes, so remembering it is safe on any replica.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._owners: OrderedDict[int, int | None] = OrderedDict()
+        self._limit = limit
+
+    async def owner(self, rest: hikari.api.RESTClient, channel_id: int) -> int | None:
+        if channel_id in self._owners:
+            self._owners.move_to_end(channel_id)
+            return self._owners[channel_id]
+        try:
+            channel = await rest.fetch_channel(channel_id)
+        except hikari.HikariError as exc:
+            _LOGGER.debug("could not read channel %s: %s", channel_id, exc)
+            return None  # not remembered: it may be readable next time
+        owner = int(channel.owner_id) if isinstance(channel, hikari.GuildThreadChannel) else None
+        self._owners[channel_id] = owner
+        if len(self._owners) > self._limit:
+            self._owners.popitem(last=False)
+        return owner
+
+
+_THREAD_OWNERS = ThreadOwners()
+
+
+@dataclass(frozen=True, slots=True)
+class Addressed:
+    """A message meant for the bot: what it asks, the conversation it continues (``None``: a new one), and
+    whether the member asked the bot directly (a mention or a DM: they get told when they may not chat)."""
+
+    text: str
+    parent: BotReply | None
+    direct: bool
+
+
+async def addressed_to_bot(
     message: hikari.Message,
     *,
+    bot_id: int,
+    caller: Caller,
+    replies: ReplyRepository,
+    settings: Settings,
+    rest: hikari.api.RESTClient,
+    owners: ThreadOwners = _THREAD_OWNERS,
+) -> Addressed | None:
+    """Whether (and how) the bot answers ``message``; ``None`` when the message is not for it.
+
+    In order: a reply to one of the bot's (public) replies continues that conversation; in a thread the bot
+    opened, every message continues the thread's conversation; a mention of the bot starts a conversation; in
+    a direct message, a message within ``chat_dm_idle_minutes`` of the bot's last reply to this member continues
+    it, a later one starts anew.  Messages of bots and webhooks, and empty ones, are never answered.  Needs the
+    MESSAGE_CONTENT intent for replies and threads (mentions and DMs carry their text without it).
+    """
+    text = strip_mention(message.content or "", bot_id)
+    if message.author.is_bot or message.webhook_id is not None or not text:
+        return None
+    mentions = message.user_mentions_ids
+    mentioned = mentions is not hikari.UNDEFINED and bot_id in mentions
+    replied_to = await _replied_to(message, caller, replies)
+    if replied_to is not None:
+        # A private reply is never continued in public.
+        return None if replied_to.private else Addressed(text, replied_to, direct=mentioned)
+    if caller.guild_id is None:
+        recent = await replies.recent_for_author(caller.channel_id, caller.user_id, limit=1)
+        idle = dt.timedelta(minutes=settings.chat_dm_idle_minutes)
+        parent = recent[0] if recent and utcnow() - recent[0].created_at <= idle else None
+        return Addressed(text, parent, direct=True)
+    if await owners.owner(rest, caller.channel_id) == bot_id:
+        parent = await replies.latest_in_thread(caller.channel_id, guild_id=caller.guild_id, user_id=caller.user_id)
+        return Addressed(text, parent, direct=mentioned)
+    if mentioned:
+        return Addressed(text, None, direct=True)
+    return None
+
+
+async def _replied_to(message: hikari.Message, caller: Caller, replies: ReplyRepository) -> BotReply | None:
+    """The stored reply of the bot's that ``message`` replies to, if any (in the caller's server and channel)."""
+    reference = message.message_reference
+    if reference is None or reference.id is None:
+        return None
+    found = await replies.by_message(
+        int(reference.id), guild_id=caller.guild_id, user_id=caller.user_id, channel_id=caller.channel_id
+    )
+    return found[0] if found is not None else None
+
+
+async def answer_message(
+    message: hikari.Message,
+    *,
+    bot_id: int,
     caller: Caller,
     replies: ReplyRepository,
     assistant: Assistant,
     settings: Settings,
     rest: hikari.api.RESTClient,
+    db: Database,
+    owners: ThreadOwners = _THREAD_OWNERS,
 ) -> BotReply | None:
-    """A member replied to one of the bot's replies: answer with the earlier turns as context.
+    """Answer a message meant for the bot (see :func:`addressed_to_bot`) in the channel, as a reply to it.
 
-    Returns the new reply, or ``None`` when the message is not a reply to a stored reply (or has no text).
-    Needs the MESSAGE_CONTENT intent: without it Discord sends the message with empty content.
+    Returns the new reply, or ``None`` when the message was not for the bot or got no answer.  A member without
+    the chat capability, or over the chat cooldown, is told so when they asked directly; otherwise ignored.
     """
-    reference = message.message_reference
-    if reference is None or reference.id is None or message.author.is_bot:
-        return None
-    text = (message.content or "").strip()
-    if not text:
-        return None
-    found = await replies.by_message(
-        int(reference.id), guild_id=caller.guild_id, user_id=caller.user_id, channel_id=caller.channel_id
+    addressed = await addressed_to_bot(
+        message, bot_id=bot_id, caller=caller, replies=replies, settings=settings, rest=rest, owners=owners
     )
-    if found is None or found[0].private or not caller.can(Capability.CHAT):
-        return None  # a private reply is never continued in public
-    parent, _ = found
+    if addressed is None:
+        return None
     target = ChannelTarget(rest, int(message.channel_id), int(message.id))
+    if not caller.can(Capability.CHAT):
+        if addressed.direct:
+            await target.fail("You may not chat with the model here.")
+        return None
     try:
+        await check_cooldown(CooldownKind.CHAT, caller, settings, CooldownRepository(db))
         prepared = await assistant.prepare(
-            text,
+            addressed.text,
             guild_id=caller.guild_id,
             channel_id=caller.channel_id,
             author_id=caller.user_id,
-            parent=parent,
+            parent=addressed.parent,
             here=caller.here,
         )
     except Exception as exc:  # the member gets an answer either way; unexpected errors are logged
-        await target.fail(describe_error(exc, where="reply to the bot"))
+        await target.fail(describe_error(exc, where="message to the bot"))
         return None
     return await deliver(
-        assistant, prepared, target, [reply_actions_row()], stream_interval=settings.chat_stream_interval
+        assistant,
+        prepared,
+        target,
+        [reply_actions_row()],
+        stream_interval=settings.chat_stream_interval,
+        footer=settings.chat_footer,
     )
 
 
@@ -243,8 +355,19 @@ async def on_message(
     assistant: Assistant,
     settings: Settings,
     bot: hikari.GatewayBot,
+    db: Database,
 ) -> None:
-    """(Gateway only) a reply to one of the bot's replies continues that conversation."""
-    await continue_conversation(
-        message, caller=caller, replies=replies, assistant=assistant, settings=settings, rest=bot.rest
+    """(Gateway only) messages meant for the bot: replies to it, messages in its threads, mentions and DMs."""
+    me = bot.get_me()
+    if me is None:
+        return  # not READY yet
+    await answer_message(
+        message,
+        bot_id=int(me.id),
+        caller=caller,
+        replies=replies,
+        assistant=assistant,
+        settings=settings,
+        rest=bot.rest,
+        db=db,
     )

@@ -7,15 +7,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select
 
-from hypotez.config import Settings as _Settings
-from hypotez.ml.assistant import Assistant
 from hypotez.ml.conversation import Turn, build_messages
 from hypotez.ml.tokens import estimate_tokens
-from hypotez.permissions import caller_from_message
-from hypotez.plugins.chat import continue_conversation
 from hypotez.storage.models import BotReply
-from hypotez.storage.repositories import GuildSettingsRepository, ReplyRepository
-from tests.conftest import running_hypotez
+from tests.conftest import message_to_bot, running_hypotez
 from tests.fakes.interactions import CHANNEL_ID, message_payload, next_snowflake, slash
 
 if TYPE_CHECKING:
@@ -82,16 +77,7 @@ async def test_chat_outside_threads_starts_fresh(hz: RunningBot) -> None:
 
 async def _continue(hz: RunningBot, message: hikari.Message) -> BotReply | None:
     """What the gateway listener does with ``message`` (HTTP mode receives no messages)."""
-    app = hz.app
-    caller = await caller_from_message(message, app.get(_Settings), app.get(GuildSettingsRepository))
-    return await continue_conversation(
-        message,
-        caller=caller,
-        replies=app.get(ReplyRepository),
-        assistant=app.get(Assistant),
-        settings=app.get(_Settings),
-        rest=app.bot.rest,
-    )
+    return await message_to_bot(hz, message)
 
 
 @pytest.mark.asyncio

@@ -465,11 +465,7 @@ async def test_a_private_chat_that_fails_says_why_in_the_reply_itself(hz: Runnin
 async def test_a_channel_reply_that_fails_is_stored_and_says_why_in_plain_words(hz: RunningBot) -> None:
     """Gateway mode: a member replies to the bot, the model service fails; the reply is posted in the channel
     with the usual buttons and the plain reason, and stored as failed, continuing the conversation."""
-    from hypotez.config import Settings as AppSettings
-    from hypotez.ml.assistant import Assistant
-    from hypotez.permissions import caller_from_message
-    from hypotez.plugins.chat import continue_conversation
-    from hypotez.storage.repositories import GuildSettingsRepository, ReplyRepository
+    from tests.conftest import message_to_bot
     from tests.fakes.interactions import next_snowflake
 
     first = await _chat(hz, "hi", "hello")
@@ -477,16 +473,7 @@ async def test_a_channel_reply_that_fails_is_stored_and_says_why_in_plain_words(
     message = hz.app.bot.entity_factory.deserialize_message(
         message_payload("and then?", author_bot=False, message_id=next_snowflake(), referenced_message=first)
     )
-    app = hz.app
-    caller = await caller_from_message(message, app.get(AppSettings), app.get(GuildSettingsRepository))
-    answered = await continue_conversation(
-        message,
-        caller=caller,
-        replies=app.get(ReplyRepository),
-        assistant=app.get(Assistant),
-        settings=app.get(AppSettings),
-        rest=app.bot.rest,
-    )
+    answered = await message_to_bot(hz, message)
     assert answered is None  # no answer to speak or continue from
     [posted] = [c.json for c in hz.rest.calls_to("POST", f"/channels/{CHANNEL_ID}/messages") if c.json]
     assert posted["content"].startswith(FAILED_TEXT)

@@ -9,10 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from hypotez.keys import Key, build_key
-from hypotez.permissions import caller_from_message
-from hypotez.plugins.chat import continue_conversation
 from hypotez.storage.models import BotReply, RegisteredModel
 from hypotez.storage.repositories import ReplyRepository
+from tests.conftest import message_to_bot
 from tests.fakes.interactions import (
     CHANNEL_ID,
     GUILD_ID,
@@ -120,20 +119,8 @@ async def test_a_thread_on_a_private_reply_or_of_another_server_starts_fresh(hz:
 
 
 async def _continue(hz: RunningBot, message: hikari.Message) -> BotReply | None:
-    app = hz.app
-    from hypotez.config import Settings
-    from hypotez.ml.assistant import Assistant
-    from hypotez.storage.repositories import GuildSettingsRepository
-
-    caller = await caller_from_message(message, app.get(Settings), app.get(GuildSettingsRepository))
-    return await continue_conversation(
-        message,
-        caller=caller,
-        replies=app.get(ReplyRepository),
-        assistant=app.get(Assistant),
-        settings=app.get(Settings),
-        rest=app.bot.rest,
-    )
+    """What the gateway listener does with ``message`` (HTTP mode receives no messages)."""
+    return await message_to_bot(hz, message)
 
 
 @pytest.mark.asyncio

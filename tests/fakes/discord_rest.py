@@ -227,6 +227,9 @@ class FakeDiscordREST(LocalServer):
         self.dm_channels: dict[int, int] = {}
         #: Users whose DMs are closed to the bot (opening one answers 403, code 50007).
         self.closed_dms: set[int] = set()
+        #: Threads (channel id -> thread channel object): those the bot started on a message, and those a test
+        #: adds with :meth:`add_thread`; ``GET /channels/{id}`` answers them, any other id as a text channel.
+        self.threads: dict[int, dict[str, Any]] = {}
         #: Answers refused for missing Discord's deadlines (see the module docstring).
         self.missed_deadlines: list[MissedDeadline] = []
 
@@ -753,7 +756,15 @@ class FakeDiscordREST(LocalServer):
 
     # channels -------------------------------------------------------------------------------------------
 
+    def add_thread(self, thread_id: int, *, parent_id: int, owner_id: int, name: str = "thread") -> dict[str, Any]:
+        """A public thread in ``parent_id`` opened by ``owner_id`` (a member, or the bot)."""
+        thread = _thread_object(str(thread_id), str(self.guild_id), str(parent_id), str(owner_id), name, 1440)
+        self.threads[thread_id] = thread
+        return thread
+
     def _channel_get(self, call: RecordedCall, cid: str) -> tuple[int, Any | None]:
+        if int(cid) in self.threads:
+            return 200, self.threads[int(cid)]
         return 200, {
             "id": cid,
             "type": 0,
@@ -773,27 +784,16 @@ class FakeDiscordREST(LocalServer):
         """Start Thread from Message: the thread is a public thread channel whose id is the message's."""
         self._channel_message(cid, mid)
         body = call.json if isinstance(call.json, dict) else {}
-        return 201, {
-            "id": mid,
-            "type": 11,
-            "guild_id": str(self.guild_id),
-            "parent_id": cid,
-            "owner_id": str(self.bot_user["id"]),
-            "name": str(body.get("name", "thread")),
-            "last_message_id": None,
-            "rate_limit_per_user": 0,
-            "message_count": 0,
-            "member_count": 1,
-            "total_message_sent": 0,
-            "flags": 0,
-            "thread_metadata": {
-                "archived": False,
-                "auto_archive_duration": int(body.get("auto_archive_duration", 1440)),
-                "archive_timestamp": iso_timestamp(),
-                "locked": False,
-                "create_timestamp": iso_timestamp(),
-            },
-        }
+        thread = _thread_object(
+            mid,
+            str(self.guild_id),
+            cid,
+            str(self.bot_user["id"]),
+            str(body.get("name", "thread")),
+            int(body.get("auto_archive_duration", 1440)),
+        )
+        self.threads[int(mid)] = thread
+        return 201, thread
 
     def _channel_message(self, cid: str, mid: str) -> dict[str, Any]:
         message = self.messages.get(int(mid))
@@ -960,3 +960,30 @@ class FakeDiscordREST(LocalServer):
         if self._command_scope(app, gid).pop(int(cmd), None) is None:
             raise _not_found("Unknown application command", 10063)
         return 204, None
+
+
+def _thread_object(
+    thread_id: str, guild_id: str, parent_id: str, owner_id: str, name: str, archive_minutes: int
+) -> dict[str, Any]:
+    """A public thread channel object (type 11) as Discord documents it."""
+    return {
+        "id": thread_id,
+        "type": 11,
+        "guild_id": guild_id,
+        "parent_id": parent_id,
+        "owner_id": owner_id,
+        "name": name,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1,
+        "total_message_sent": 0,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": archive_minutes,
+            "archive_timestamp": iso_timestamp(),
+            "locked": False,
+            "create_timestamp": iso_timestamp(),
+        },
+    }
