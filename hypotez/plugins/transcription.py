@@ -342,7 +342,12 @@ async def _answer_voice_message(
         await target.fail(describe_error(exc, where="voice message"))
         return
     reply = await deliver(
-        assistant, prepared, target, [reply_actions_row()], stream_interval=settings.chat_stream_interval
+        assistant,
+        prepared,
+        target,
+        [reply_actions_row()],
+        stream_interval=settings.chat_stream_interval,
+        footer=settings.chat_footer,
     )
     if reply is not None and caller.here.voice_speak and sessions.channel_of(caller.guild_id or 0) is not None:
         await speak_reply(sessions, speaker, caller.guild_id, reply.content, settings)
