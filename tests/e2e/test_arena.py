@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -207,6 +208,7 @@ async def test_a_blind_match_from_start_to_preference_pairs_and_stats(
         assert pair.preferred == ANSWERS[STRONG]
         assert pair.rejected == ANSWERS[WEAK]
         assert pair.messages[-1] == {"role": "user", "content": "Capital of France?"}
+        discord.assert_deadlines_met()
 
 
 async def _pairs(hz: RunningBot) -> list[DatasetExample]:
@@ -336,3 +338,21 @@ async def test_default_models_and_refusals_when_starting(hz: RunningBot) -> None
     # Outside a server there is no arena.
     dm = said(await hz.send(slash("arena", {"message": "hi"}, subcommand="start", guild=False)))
     assert "only in a server" in dm
+
+
+@pytest.mark.asyncio
+async def test_both_models_answer_at_once_within_discords_deadline(
+    bot_settings: Settings, openai_fake: FakeOpenAI, discord: FakeDiscordREST
+) -> None:
+    """Each model takes 1.5 s: asked one after the other the match would take 3 s; asked together about 1.5 s.
+    The command defers first, so Discord's 3-second deadline holds either way."""
+    async with running_hypotez(bot_settings.model_copy(update={"chat_timeout": 10.0}), openai_fake, rest=discord) as hz:
+        openai_fake.reply_with(_by_model)
+        await hz.services.assistant.model_choices(GUILD_ID)  # the model list cached, as on a running bot
+        openai_fake.delay_next(1.5, times=2, path_contains="chat/completions")
+        started = time.monotonic()
+        match, _ = await _started(hz, "Capital of France?")
+        elapsed = time.monotonic() - started
+        assert {match.answer_a, match.answer_b} == {ANSWERS[STRONG], ANSWERS[WEAK]}
+        assert elapsed < 2.9, elapsed
+        discord.assert_deadlines_met()
