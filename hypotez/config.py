@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     #: In a direct message with the bot, a message within this many minutes of the bot's last reply continues
     #: that conversation; a later one starts a new one.
     chat_dm_idle_minutes: float = Field(default=60.0, ge=0)
+    #: Tokens a server, and each member, may spend on the model per day (UTC); 0: no budget.
+    chat_daily_tokens_per_server: int = Field(default=0, ge=0)
+    chat_daily_tokens_per_member: int = Field(default=0, ge=0)
     #: Names members see for model ids (``{"/srv/models/qwen-ft": "qwen-ft"}``); an id that is a path with no
     #: name here is shown by its last part, never whole.
     model_aliases: dict[str, str] = Field(default_factory=dict[str, str])

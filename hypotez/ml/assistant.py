@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hypotez.errors import BackendError, BackendTimeoutError, NotFoundError
+from hypotez.ml.chat import model_label
 from hypotez.ml.conversation import build_messages, turns_from_replies
 from hypotez.storage.models import BotReply, RegisteredModel
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from hypotez.config import Settings
+    from hypotez.ml.budgets import TokenBudgets
     from hypotez.ml.chat import ChatBackend, ChatMessage, ChatResult, TextCallback
     from hypotez.storage.repositories import (
         EffectiveSettings,
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
         ReplyRepository,
     )
 
-__all__ = ["EMPTY", "FAILED", "OK", "Assistant", "ChatBackends", "PreparedChat", "outcome_of"]
+__all__ = ["EMPTY", "FAILED", "OK", "Assistant", "ChatBackends", "ModelListing", "PreparedChat", "outcome_of"]
 
 
 class ChatBackends:
@@ -35,8 +37,11 @@ class ChatBackends:
         self._by_name: dict[str, ChatBackend] = {b.name: b for b in (default, *others)}
         self._model_cache: tuple[float, list[str]] | None = None
         self._model_refresh: asyncio.Task[list[str]] | None = None
+        self._model_retry: asyncio.Task[None] | None = None
         #: Longest one refresh of the model list may take, in seconds.
         self.refresh_timeout = 5.0
+        #: Seconds before a failed listing is tried again in the background (doubling up to a minute).
+        self.retry_delay = 5.0
 
     @property
     def names(self) -> list[str]:
@@ -55,28 +60,48 @@ class ChatBackends:
         """The default backend's models, from a cache refreshed in the background.
 
         A fresh list is served at once; a stale one is served while one refresh (at most
-        :attr:`refresh_timeout` seconds) runs behind it.  With nothing cached yet this waits for that refresh,
-        at most ``wait`` seconds when given (an autocomplete must answer within Discord's 3 s), and returns an
-        empty list when it is not done by then.  A failed refresh is never cached: the next call tries again.
+        :attr:`refresh_timeout` seconds) runs behind it.  With nothing cached yet — or only an empty list: a
+        server that has loaded no model lists none, and loads one when first asked — this waits for that
+        refresh, at most ``wait`` seconds when given (an autocomplete must answer within Discord's 3 s), and
+        returns what it has when it is not done by then.  A failed refresh is never cached: it is retried in the
+        background (see :meth:`listing`) and the next call tries again.
         Raises :class:`BackendError` only when waiting without a limit and the refresh failed.
         """
         now = time.monotonic()
         cached = self._model_cache
-        if cached is not None and now - cached[0] < max_age:
+        if cached is not None and cached[1] and now - cached[0] < max_age:
             return cached[1]
         refresh = self._model_refresh
         if refresh is None or refresh.done():
             refresh = self._model_refresh = asyncio.create_task(self._refresh_models())
-        if cached is not None:
+        if cached is not None and cached[1]:
             return cached[1]
         if wait is None:
             return await asyncio.shield(refresh)
         done, _ = await asyncio.wait({refresh}, timeout=wait)
         if not done or refresh.exception() is not None:
-            return []
+            return cached[1] if cached is not None else []
         return refresh.result()
 
+    async def listing(self) -> ModelListing:
+        """What ``/model list`` shows of the default backend: its models, or why it could not list them (the
+        listing is retried in the background meanwhile)."""
+        try:
+            models = await self.backend_models()
+        except BackendError as exc:
+            return ModelListing([], exc)
+        return ModelListing(models)
+
     async def _refresh_models(self) -> list[str]:
+        try:
+            models = await self._list_once()
+        except BackendError:
+            if self._model_retry is None or self._model_retry.done():
+                self._model_retry = asyncio.create_task(self._retry_listing(), name="hypotez: list models")
+            raise
+        return models
+
+    async def _list_once(self) -> list[str]:
         try:
             async with asyncio.timeout(self.refresh_timeout):
                 models = await self.default.list_models()
@@ -87,11 +112,33 @@ class ChatBackends:
         self._model_cache = (time.monotonic(), models)
         return models
 
+    async def _retry_listing(self) -> None:
+        """After a failed listing: list again after :attr:`retry_delay` seconds, doubling up to a minute, until
+        the service answers (so the next member asking finds the list)."""
+        delay = self.retry_delay
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._list_once()
+            except BackendError:
+                delay = min(delay * 2, 60.0)
+            else:
+                return
+
     async def close(self) -> None:
-        if self._model_refresh is not None and not self._model_refresh.done():
-            self._model_refresh.cancel()
+        for task in (self._model_refresh, self._model_retry):
+            if task is not None and not task.done():
+                task.cancel()
         for backend in self._by_name.values():
             await backend.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelListing:
+    """The default backend's models, or (``error``) why it could not list them."""
+
+    models: list[str]
+    error: BackendError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +166,11 @@ class Assistant:
         backends: ChatBackends,
         guild_settings: GuildSettingsRepository,
         replies: ReplyRepository,
+        *,
+        budgets: TokenBudgets | None = None,
     ) -> None:
+        #: Daily token budgets checked before every request (none when ``None``).
+        self.budgets = budgets
         self._settings = settings
         self._models = models
         self.backends = backends
@@ -158,12 +209,32 @@ class Assistant:
         served = [m for m in served if not m.startswith("ft:")]
         return list(dict.fromkeys([*trained, *local, *served]))
 
-    async def require_model(self, guild_id: int | None, model: str) -> None:
-        """Refuse a model this server may not use: another server's trained model, or an unknown one."""
-        if model == self._settings.chat_model or model in await self.model_choices(guild_id):
-            return
+    def label(self, model: str) -> str:
+        """The name members see for ``model`` (the operator's alias, a path's last part; never a path)."""
+        return model_label(model, self._settings.model_aliases)
+
+    async def model_names(self, guild_id: int | None, *, wait: float | None = None) -> list[str]:
+        """:meth:`model_choices` as members see and give them (see :meth:`label`)."""
+        return list(dict.fromkeys(self.label(m) for m in await self.model_choices(guild_id, wait=wait)))
+
+    async def resolve_model(self, guild_id: int | None, name: str) -> str | None:
+        """The model id a member means by ``name`` (an id, or the name :meth:`label` shows for one) among
+        the configured default and what this server may use; ``None`` when it is none of them."""
+        candidates = [self._settings.chat_model, *await self.model_choices(guild_id)]
+        if name in candidates:
+            return name
+        return next((m for m in candidates if self.label(m) == name), None)
+
+    async def require_model(self, guild_id: int | None, model: str) -> str:
+        """The id of ``model`` (see :meth:`resolve_model`); refuses a model this server may not use: another
+        server's trained model, or an unknown one."""
+        resolved = await self.resolve_model(guild_id, model)
+        if resolved is not None:
+            return resolved
         raise NotFoundError(
-            "model", model, f"`{model}` is not a model this server can use. Pick one from the list (`/model list`)."
+            "model",
+            model,
+            f"`{self.label(model)}` is not a model this server can use. Pick one from the list (`/model list`).",
         )
 
     async def prepare(
@@ -181,9 +252,11 @@ class Assistant:
 
         ``here`` is the channel's settings when the caller already read them (saves a query).
         """
+        if self.budgets is not None:
+            await self.budgets.check(guild_id, author_id)
         effective = here if here is not None else await self._guild_settings.effective(guild_id, channel_id)
         if model is not None:
-            await self.require_model(guild_id, model)
+            model = await self.require_model(guild_id, model)
         chosen = model or effective.active_model or self._settings.chat_model
         history = turns_from_replies(await self._replies.thread(parent)) if parent is not None else []
         messages = build_messages(

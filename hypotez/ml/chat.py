@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, runtime_checkable
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, cast, runtime_checkable
 
 import openai
 
@@ -20,6 +21,7 @@ from hypotez.errors import (
     BackendTimeoutError,
     NotFoundError,
 )
+from hypotez.text import redact
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -33,6 +35,8 @@ __all__ = [
     "OpenAICompatibleBackend",
     "TextCallback",
     "backend_error_from_openai",
+    "model_label",
+    "service_reason",
 ]
 
 _LOGGER = logging.getLogger(__name__)
@@ -84,11 +88,80 @@ class ChatBackend(Protocol):
     async def close(self) -> None: ...
 
 
+def model_label(model: str, aliases: Mapping[str, str] | None = None) -> str:
+    """The name members see for ``model``: the operator's alias for it, else the id itself, except that an id
+    which is a file path (a model directory a server loaded) is shown by its last part, never whole."""
+    if aliases and model in aliases:
+        return aliases[model]
+    if _looks_like_path(model):
+        windows = (len(model) > 1 and model[1] == ":") or "\\" in model
+        path = PureWindowsPath(model) if windows else PurePosixPath(model)
+        return path.name or model.strip("/\\") or model
+    return model
+
+
+def _looks_like_path(model: str) -> bool:
+    return (
+        model.startswith(("/", "./", "../", "~", "\\"))
+        or (len(model) > 2 and model[1] == ":" and model[2] in "/\\")
+        or "\\" in model
+    )
+
+
+#: The most characters of a service's own explanation shown to members.
+REASON_LIMIT = 300
+
+
+def service_reason(exc: openai.APIStatusError, *, secrets: Sequence[str | None] = ()) -> str:
+    """The service's own explanation of a failed request, whatever its shape — OpenAI's
+    ``{"error": {"message": ...}}``, FastAPI's ``{"detail": ...}`` (a string or a list of problems), a
+    ``{"message": ...}`` or ``{"error": "..."}``, or plain text — redacted and cut; empty when it gave none."""
+    body: object = exc.body
+    text: str | None = None
+    if body is None:
+        try:
+            raw = exc.response.text
+        except Exception:  # a streamed response whose body was never read
+            raw = ""
+        body = raw
+    text = _reason_text(body)
+    if not text:
+        return ""
+    return redact(" ".join(text.split()), secrets=secrets, limit=REASON_LIMIT)
+
+
+def _reason_text(body: object) -> str:
+    if isinstance(body, str):
+        return body.strip()
+    if isinstance(body, list):
+        parts = [_reason_text(item) for item in cast("list[object]", body)]
+        return "; ".join(p for p in parts if p)
+    if not isinstance(body, dict):
+        return ""
+    fields = {str(k): v for k, v in cast("dict[object, object]", body).items()}
+    for key in ("error", "detail", "message", "msg"):
+        inner = _reason_text(fields.get(key))
+        if not inner:
+            continue
+        location = fields.get("loc")
+        if key == "msg" and isinstance(location, list):
+            where = ".".join(str(p) for p in cast("list[object]", location) if p != "body")
+            return f"{where}: {inner}" if where else inner
+        return inner
+    return ""
+
+
 def backend_error_from_openai(  # noqa: PLR0911 - one return per SDK error class
-    exc: openai.OpenAIError, *, backend: str, model: str | None = None
+    exc: openai.OpenAIError,
+    *,
+    backend: str,
+    model: str | None = None,
+    label: Callable[[str], str] = model_label,
+    secrets: Sequence[str | None] = (),
 ) -> BackendError | NotFoundError:
-    """Translate an SDK error into a plain-language hypotez error (never echoing keys or bodies: the service's
-    own text, which may quote a request header, goes to the log only)."""
+    """Translate an SDK error into a plain-language hypotez error with advice that fits it: the service's own
+    explanation of a refused request (cut, anything like a credential redacted, the model named as members know
+    it), never a key.  The full error goes to the log."""
     _LOGGER.info("%s service error: %s", backend, exc)
     if isinstance(exc, openai.APITimeoutError):
         return BackendTimeoutError("The model service did not answer in time. Try again in a moment.", backend=backend)
@@ -106,17 +179,52 @@ def backend_error_from_openai(  # noqa: PLR0911 - one return per SDK error class
         )
     if isinstance(exc, openai.PermissionDeniedError):
         return BackendAuthError("The model service's API key is not allowed to do this.", backend=backend, status=403)
-    if isinstance(exc, openai.NotFoundError):
-        if model is not None:
-            return NotFoundError("model", model, f"The model `{model}` is not available on the model service.")
-        return BackendError("The model service does not offer this endpoint.", backend=backend, status=404)
-    if isinstance(exc, openai.APIStatusError):
-        return BackendError(
-            f"The model service failed (HTTP {exc.status_code}). Try again later.",
-            backend=backend,
-            status=exc.status_code,
+    if not isinstance(exc, openai.APIStatusError):
+        return BackendError("The model service returned something unexpected.", backend=backend)
+    status = exc.status_code
+    reason = service_reason(exc, secrets=secrets)
+    name = label(model) if model is not None else None
+    if model is not None and name != model:
+        reason = reason.replace(model, name or model)
+    said = f" It said: “{reason}”" if reason else ""
+    if model is not None and (status == 404 or _names_unknown_model(exc, reason)):
+        return NotFoundError(
+            "model",
+            model,
+            f"The model `{name}` is not available on the model service (HTTP {status}).{said} Pick another with "
+            "`/model use` (`/model list` shows the models it offers), or ask an administrator to load this one.",
         )
-    return BackendError("The model service returned something unexpected.", backend=backend)
+    if status == 404:
+        return BackendError(
+            f"The model service does not offer this endpoint (HTTP 404).{said} An administrator should check "
+            "HYPOTEZ_OPENAI_BASE_URL (it usually ends in /v1).",
+            backend=backend,
+            status=404,
+        )
+    if status >= 500:
+        return BackendError(
+            f"The model service failed (HTTP {status}).{said} Try again later; if it keeps failing, tell an "
+            "administrator.",
+            backend=backend,
+            status=status,
+        )
+    return BackendError(
+        f"The model service refused the request (HTTP {status}).{said} Trying again will not help: an "
+        "administrator needs to fix the bot's model settings.",
+        backend=backend,
+        status=status,
+    )
+
+
+def _names_unknown_model(exc: openai.APIStatusError, reason: str) -> bool:
+    """Whether a refusal says the model does not exist (OpenAI's ``model_not_found`` code, or a message that
+    says so, whatever the status the server chose)."""
+    if getattr(exc, "code", None) == "model_not_found":
+        return True
+    lowered = reason.casefold()
+    return "model" in lowered and any(
+        words in lowered for words in ("not found", "does not exist", "not exist", "unknown model", "no such model")
+    )
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -144,11 +252,14 @@ class OpenAICompatibleBackend:
         api_key: str | None,
         timeout: float = 60.0,
         max_retries: int = 2,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
         # Local servers accept any key; the SDK insists on one.
         self.client = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=max_retries
         )
+        self._aliases = dict(aliases or {})
+        self._secrets = [api_key]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAICompatibleBackend:
@@ -158,6 +269,16 @@ class OpenAICompatibleBackend:
             api_key=key,
             timeout=settings.chat_timeout,
             max_retries=settings.chat_max_retries,
+            aliases=settings.model_aliases,
+        )
+
+    def _error(self, exc: openai.OpenAIError, model: str | None = None) -> BackendError | NotFoundError:
+        return backend_error_from_openai(
+            exc,
+            backend=self.name,
+            model=model,
+            label=lambda m: model_label(m, self._aliases),
+            secrets=self._secrets,
         )
 
     async def complete(
@@ -187,7 +308,7 @@ class OpenAICompatibleBackend:
                 )
             return await self._stream(payload, model, started, on_text)
         except openai.OpenAIError as exc:
-            raise backend_error_from_openai(exc, backend=self.name, model=model) from exc
+            raise self._error(exc, model) from exc
 
     async def _stream(
         self,
@@ -226,7 +347,7 @@ class OpenAICompatibleBackend:
         try:
             return sorted([m.id async for m in client.models.list()])
         except openai.OpenAIError as exc:
-            raise backend_error_from_openai(exc, backend=self.name) from exc
+            raise self._error(exc) from exc
 
     async def close(self) -> None:
         await self.client.close()

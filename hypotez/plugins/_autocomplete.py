@@ -97,7 +97,8 @@ async def model_autocomplete(
     typed = str(ctx.focused.value or "").lower()
     guild_id = caller.guild_id if caller.can(Capability.CHAT) else None
     # Discord drops an answer after 3 s: the backend's list comes from a cache refreshed in the background.
-    names = await assistant.model_choices(guild_id, wait=AUTOCOMPLETE_BUDGET)
+    # Offered by the names members see (never a path on the operator's machine); commands resolve them back.
+    names = await assistant.model_names(guild_id, wait=AUTOCOMPLETE_BUDGET)
     # Discord takes at most 25 choices, each name and value at most 100 characters.
     matches = [n for n in names if typed in n.lower() and len(n) <= 100][:25]
     await ctx.respond([hikari.impl.AutocompleteChoiceBuilder(name=n, value=n) for n in matches])

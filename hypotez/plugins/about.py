@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import PurePath
-
 import hikari
 import lightbulb
 
 import hypotez
 from hypotez.config import Capability, Settings
+from hypotez.ml.chat import model_label
 from hypotez.permissions import Caller
 from hypotez.plugins._checks import EVERYWHERE, require
 from hypotez.storage import Database
@@ -36,9 +35,11 @@ class About(
         transcriber: Transcriber,
         port: VoicePort,
     ) -> None:
-        model = caller.here.active_model or settings.chat_model
-        # A local model directory is shown by its name only: members never see the server's paths.
-        whisper = PurePath(settings.whisper_model).name + (" (loaded)" if transcriber.loaded else "")
+        # Models are shown by the names members know (an alias, a directory's last part): never a server's path.
+        model = model_label(caller.here.active_model or settings.chat_model, settings.model_aliases)
+        whisper = model_label(settings.whisper_model, settings.model_aliases) + (
+            " (loaded)" if transcriber.loaded else ""
+        )
         caps = port.capabilities
         if not settings.voice_enabled:
             transport = "off"

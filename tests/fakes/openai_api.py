@@ -273,6 +273,11 @@ class FakeOpenAI:
         #: ``None``: a job reports every step as it starts running.  A number: it reports that many steps
         #: per advance while running (a long job watched as it goes) and succeeds after the last.
         self.steps_per_advance: int | None = None
+        #: Seconds each chat completion waits before it is answered, and the most that waited together, by model
+        #: (how a client's bounded concurrency is seen from the server).
+        self.chat_reply_delay: float = 0.0
+        self.max_chat_in_flight: dict[str, int] = {}
+        self._chat_in_flight: dict[str, int] = {}
 
         self._reply: ReplyFunction = default_reply
         self._failures: list[_Failure] = []
@@ -622,6 +627,13 @@ class FakeOpenAI:
         if not self._is_known_model(model):
             raise self._model_not_found(model)
         typed_messages = [m for m in map(_as_object, cast("list[Any]", messages)) if m is not None]
+        if self.chat_reply_delay > 0:
+            self._chat_in_flight[model] = self._chat_in_flight.get(model, 0) + 1
+            self.max_chat_in_flight[model] = max(self.max_chat_in_flight.get(model, 0), self._chat_in_flight[model])
+            try:
+                await self._sleep(self.chat_reply_delay)
+            finally:
+                self._chat_in_flight[model] -= 1
         content = self._reply(typed_messages, model)
 
         finish_reason = "stop"
