@@ -31,8 +31,11 @@ __all__ = [
     "LOCAL_EXTRA_MODULES",
     "JobFiles",
     "append_event",
+    "best_checkpoint",
+    "checkpoint_listing",
     "main",
     "read_json",
+    "record_checkpoint",
     "run",
     "write_json_atomic",
 ]
@@ -82,6 +85,16 @@ class JobFiles:
     @property
     def model(self) -> Path:
         return self.root / "model"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Where the trainer saves checkpoints (``checkpoint-<step>`` directories)."""
+        return self.root / "checkpoints"
+
+    @property
+    def checkpoint_list(self) -> Path:
+        """``checkpoints.json``: every checkpoint saved, with its step and losses, and the best step."""
+        return self.root / "checkpoints.json"
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -366,7 +379,7 @@ def _arguments(
 ) -> dict[str, Any]:
     """The training arguments SFTConfig and DPOConfig share."""
     arguments: dict[str, Any] = {
-        "output_dir": str(files.root / "checkpoints"),
+        "output_dir": str(files.checkpoints),
         "num_train_epochs": settings.epochs,
         "max_steps": settings.max_steps,
         "learning_rate": settings.learning_rate,
@@ -388,8 +401,68 @@ def _arguments(
         "include_num_input_tokens_seen": True,
     }
     if validate:
-        arguments.update(eval_strategy="steps", eval_steps=0.2)  # five evaluations, whatever the length
+        arguments.update(
+            eval_strategy="steps",
+            eval_steps=0.2,  # five evaluations, whatever the length
+            # A checkpoint at each evaluation; the best by validation loss is the final model, and it and the
+            # latest are all that is kept (weights only: no optimizer state), so disk use stays bounded.
+            save_strategy="steps",
+            save_steps=0.2,
+            load_best_model_at_end=True,
+            metric_for_best_model="eval_loss",
+            greater_is_better=False,
+            save_total_limit=2,
+            save_only_model=True,
+        )
     return arguments
+
+
+def _checkpoint_record(state: Any) -> dict[str, Any]:
+    """The step and losses of the checkpoint just saved, from the trainer's log history."""
+    step = int(state.global_step)
+    train_loss = valid_loss = None
+    for entry in cast("list[dict[str, Any]]", state.log_history):
+        if int(entry.get("step", -1)) > step:
+            continue
+        if "loss" in entry:
+            train_loss = float(entry["loss"])
+        if "eval_loss" in entry and int(entry.get("step", -1)) == step:
+            valid_loss = float(entry["eval_loss"])
+    return {"step": step, "train_loss": train_loss, "valid_loss": valid_loss, "dir": f"checkpoint-{step}"}
+
+
+def record_checkpoint(files: JobFiles, state: Any) -> None:
+    """Add the checkpoint just saved to ``checkpoints.json`` (with the best step so far)."""
+    listing = read_json(files.checkpoint_list) or {}
+    saved = _records(listing)
+    record = _checkpoint_record(state)
+    saved = [c for c in saved if c.get("step") != record["step"]] + [record]
+    best = getattr(state, "best_model_checkpoint", None)
+    best_step = int(Path(best).name.removeprefix("checkpoint-")) if isinstance(best, str) else None
+    write_json_atomic(files.checkpoint_list, {"checkpoints": saved, "best_step": best_step})
+
+
+def best_checkpoint(files: JobFiles) -> dict[str, Any] | None:
+    """The best checkpoint by validation loss recorded for the job, or ``None`` when it kept none."""
+    listing = read_json(files.checkpoint_list) or {}
+    best_step = listing.get("best_step")
+    for record in _records(listing):
+        if record.get("step") == best_step:
+            return record
+    return None
+
+
+def checkpoint_listing(files: JobFiles) -> tuple[list[dict[str, Any]], int | None]:
+    """The checkpoints recorded in ``checkpoints.json`` (oldest first) and the best step."""
+    listing = read_json(files.checkpoint_list) or {}
+    best = listing.get("best_step")
+    return sorted(_records(listing), key=lambda r: int(r.get("step") or 0)), best if isinstance(best, int) else None
+
+
+def _records(listing: dict[str, Any]) -> list[dict[str, Any]]:
+    raw = listing.get("checkpoints")
+    items = cast("list[Any]", raw) if isinstance(raw, list) else []
+    return [cast("dict[str, Any]", c) for c in items if isinstance(c, dict)]
 
 
 def _save(trainer: Any, tokenizer: Any, files: JobFiles) -> None:
@@ -422,6 +495,9 @@ def _progress_callback(base: type[Any], files: JobFiles, status: _Status, *, can
                 started_at=dt.datetime.now(dt.UTC).isoformat(),
             )
             append_event(files, f"Training started: {state.max_steps} steps.")
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            record_checkpoint(files, state)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if cancel_file.exists():
@@ -498,7 +574,16 @@ def run(job_dir: Path) -> int:
         status.update(state="cancelled")
         return 0
     result = f"local:{job_dir.name}"
-    append_event(files, f"Training finished: the model is {result}.")
+    best = best_checkpoint(files)
+    if best is not None and isinstance(best.get("valid_loss"), float):
+        append_event(
+            files,
+            f"Training finished: the model is {result}, the best checkpoint by validation loss "
+            f"(step {best['step']}, validation loss {best['valid_loss']:.4f}).",
+            data={"best_step": best["step"], "best_valid_loss": best["valid_loss"]},
+        )
+    else:
+        append_event(files, f"Training finished: the model is {result}.")
     status.update(state="succeeded", result_model=result, error=None)
     return 0
 

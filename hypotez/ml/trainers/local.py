@@ -35,7 +35,7 @@ import hypotez
 from hypotez.errors import ConfigError, InvalidInputError, NotFoundError
 from hypotez.ml.trainers import _local_worker
 from hypotez.ml.trainers._local_worker import EXTRA_HINT, JobFiles, read_json, write_json_atomic
-from hypotez.ml.trainers.base import JobEventRecord, JobState, JobStatus
+from hypotez.ml.trainers.base import Checkpoint, JobEventRecord, JobState, JobStatus
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -357,6 +357,69 @@ class LocalTrainer:
         files = self._existing(external_id)
         return await asyncio.to_thread(_read_events, files)
 
+    # ------------------------------------------------------------------------------------------ checkpoints
+
+    @staticmethod
+    def checkpoint_model(external_id: str, step: int) -> str:
+        """The name a job's checkpoint gets as a model: ``local:<job_key>.step-<step>``."""
+        return f"{MODEL_PREFIX}{external_id}.step-{step}"
+
+    async def checkpoints(self, external_id: str) -> list[Checkpoint]:
+        """The checkpoints the job still keeps (it saves one at each evaluation of a validation split and
+        keeps the best and the latest), oldest first, and those registered as models."""
+        files = self._existing(external_id)
+        return await asyncio.to_thread(self._checkpoints, files)
+
+    def _checkpoints(self, files: JobFiles) -> list[Checkpoint]:
+        records, best = _local_worker.checkpoint_listing(files)
+        found: list[Checkpoint] = []
+        for record in records:
+            step = _int(record.get("step"))
+            if step is None:
+                continue
+            name = self.checkpoint_model(files.root.name, step)
+            registered = JobFiles(self.work_dir / name.removeprefix(MODEL_PREFIX)).model.is_dir()
+            if not registered and not (files.checkpoints / f"checkpoint-{step}").is_dir():
+                continue  # rotated away
+            found.append(
+                Checkpoint(
+                    step=step,
+                    train_loss=_float(record.get("train_loss")),
+                    valid_loss=_float(record.get("valid_loss")),
+                    best=step == best,
+                    model=name if registered else None,
+                )
+            )
+        return found
+
+    async def register_checkpoint(self, external_id: str, step: int) -> str:
+        """Copy the checkpoint at ``step`` (its adapter or model, and the tokenizer) into a model directory of
+        its own, so it is the local model ``local:<job_key>.step-<step>``; returns that name."""
+        files = self._existing(external_id)
+        name = self.checkpoint_model(external_id, step)
+        if not _KEY.fullmatch(name.removeprefix(MODEL_PREFIX)):
+            raise InvalidInputError(f"The checkpoint at step {step} cannot be named as a model.")
+        async with self._start_lock:
+            await asyncio.to_thread(self._register_checkpoint, files, step, name)
+        return name
+
+    def _register_checkpoint(self, files: JobFiles, step: int, name: str) -> None:
+        target = JobFiles(self.work_dir / name.removeprefix(MODEL_PREFIX))
+        if target.model.is_dir():
+            return
+        source = files.checkpoints / f"checkpoint-{step}"
+        if not source.is_dir():
+            steps = ", ".join(str(c.step) for c in self._checkpoints(files)) or "none"
+            raise NotFoundError(
+                "checkpoint", step, f"Job {files.root.name} keeps no checkpoint at step {step} (kept: {steps})."
+            )
+        target.root.mkdir(parents=True, exist_ok=True)
+        tmp = target.root / "model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        # The weights and the tokenizer; not the trainer's own state (optimizer, scheduler, random state).
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(*_TRAINER_STATE))
+        os.replace(tmp, target.model)
+
     # ------------------------------------------------------------------------------------------ cancel
 
     async def cancel(self, external_id: str) -> None:
@@ -429,6 +492,21 @@ def _time(value: object) -> dt.datetime | None:
 
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+#: Files of a checkpoint that only resuming the training needs.
+_TRAINER_STATE = (
+    "optimizer.pt",
+    "scheduler.pt",
+    "scaler.pt",
+    "rng_state*.pth",
+    "trainer_state.json",
+    "training_args.bin",
+)
 
 
 def _read_events(files: JobFiles) -> list[JobEventRecord]:
