@@ -224,7 +224,7 @@ def _sample(record: dict[str, Any] | None) -> str:
     return f"```json\n{text[:900]}{'…' if len(text) > 900 else ''}\n```"
 
 
-_ORIGINS = {"correction": "correction", "feedback": "rated reply", "upload": "uploaded record"}
+_ORIGINS = {"correction": "correction", "feedback": "rated reply", "upload": "uploaded record", "arena": "arena vote"}
 
 
 def contents(counts: DatasetCounts) -> str:
@@ -310,6 +310,7 @@ def review_counts(counts: dict[tuple[str, str], int]) -> str:
         (ReviewKind.CORRECTION, "correction"),
         (ReviewKind.RATING, "rated reply"),
         (ReviewKind.NEEDS_CORRECTION, "reply needing a correction"),
+        (ReviewKind.ARENA, "arena vote"),
     ):
         by_status = [(status, counts.get((kind.value, status.value), 0)) for status in ReviewStatus]
         total = sum(n for _, n in by_status)

@@ -208,6 +208,11 @@ async def test_a_blind_match_from_start_to_preference_pairs_and_stats(
         assert pair.preferred == ANSWERS[STRONG]
         assert pair.rejected == ANSWERS[WEAK]
         assert pair.messages[-1] == {"role": "user", "content": "Capital of France?"}
+        # The live dataset as curators see it in Discord.
+        shown_set = await a.send(slash("dataset", {"name": "arena"}, subcommand="show", user=ADMIN_MEMBER))
+        fields = " ".join(f"{f['name']} {f['value']}" for e in shown_set.embeds for f in e.get("fields") or [])
+        assert "2 arena votes: 2 approved" in fields
+        assert "1 preference pair\nfrom 1 arena vote" in fields
         discord.assert_deadlines_met()
 
 
