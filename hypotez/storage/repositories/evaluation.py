@@ -62,7 +62,7 @@ class EvaluationRepository:
             rows = await session.execute(
                 select(JobExample.split, func.count()).where(JobExample.job_id == job_id).group_by(JobExample.split)
             )
-            return dict(rows.tuples().all())
+            return {str(split): int(count) for split, count in rows.all()}
 
     async def add_run(self, run: EvaluationRun) -> EvaluationRun:
         async with self._db.session() as session, session.begin():
