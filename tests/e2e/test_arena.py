@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from tests.fakes.openai_api import FakeOpenAI
 
 OTHER_GUILD_ID = 1_100_000_000_000_000_999
+REVIEW_CHANNEL_ID = 1_100_000_000_000_000_250
+TRUSTED_ROLE_ID = 1_100_000_000_000_000_440
 VOTER_ROLE_ID = 1_100_000_000_000_000_430
 ALICE = member_payload(user_payload(1_100_000_000_000_000_311, "alice"), roles=[VOTER_ROLE_ID])
 BOB = member_payload(user_payload(1_100_000_000_000_000_312, "bob"), roles=[VOTER_ROLE_ID])
@@ -127,6 +129,7 @@ async def test_a_blind_match_from_start_to_preference_pairs_and_stats(
     ):
         openai_fake.reply_with(_by_model)
         await a.services.guild_settings.update(GUILD_ID, capability_roles={"feedback": [VOTER_ROLE_ID]})
+        await a.app.get(ReviewRepository).set_policy(GUILD_ID, channel_id=REVIEW_CHANNEL_ID)
 
         # Started on replica A: both models answered, shown as A and B with no names, the sides stored.
         match, message = await _started(a, "Capital of France?")
@@ -189,6 +192,9 @@ async def test_a_blind_match_from_start_to_preference_pairs_and_stats(
             items = list((await session.scalars(select(ReviewItem).where(ReviewItem.kind == ReviewKind.ARENA))).all())
         assert sorted(i.author_id for i in items) == sorted([int(ALICE["user"]["id"]), int(CAROL["user"]["id"])])
         assert await _pairs(a) == []
+        posts = [m for m in discord.messages.values() if int(m["channel_id"]) == REVIEW_CHANNEL_ID]
+        assert len(posts) == 2
+        assert all("Arena vote" in str(p["content"]) and ANSWERS[STRONG] in str(p["content"]) for p in posts)
 
         # A curator reads one in /review next and approves it with the button: its pair is in `arena` now.
         shown_item = await a.send(slash("review", subcommand="next", user=ADMIN_MEMBER))
@@ -361,3 +367,23 @@ async def test_both_models_answer_at_once_within_discords_deadline(
         assert {match.answer_a, match.answer_b} == {ANSWERS[STRONG], ANSWERS[WEAK]}
         assert elapsed < 2.9, elapsed
         discord.assert_deadlines_met()
+
+
+@pytest.mark.asyncio
+async def test_a_trusted_voter_is_approved_on_arrival_and_starting_counts_against_the_chat_cooldown(
+    bot_settings: Settings, openai_fake: FakeOpenAI
+) -> None:
+    async with running_hypotez(bot_settings.model_copy(update={"cooldown_chat_per_minute": 1}), openai_fake) as hz:
+        openai_fake.reply_with(_by_model)
+        await hz.app.get(ReviewRepository).set_policy(GUILD_ID, trusted_roles=[TRUSTED_ROLE_ID])
+        trusted = member_payload(user_payload(1_100_000_000_000_000_316, "trusty"), roles=[TRUSTED_ROLE_ID])
+        match, message = await _started(hz, "Capital of France?")
+        weak = _side_of(match, WEAK)
+        receipt = said(await hz.send(button(_vote_ids(message)[weak], message, user=trusted)))
+        assert "Your role is trusted here" in receipt
+        [pair] = await _pairs(hz)
+        assert (pair.preferred, pair.rejected) == (ANSWERS[WEAK], ANSWERS[STRONG])  # what they chose, right or not
+        again = said(await _start(hz, "And of Spain?"))
+        assert "used chat too often just now" in again
+        async with hz.services.db.session() as session:
+            assert len(list((await session.scalars(select(ArenaMatch))).all())) == 1

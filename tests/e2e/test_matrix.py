@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from hypotez.config import Capability
 from hypotez.keys import Key, ModalSigner, build_key
-from hypotez.storage.models import Correction, Feedback, ReviewItem, ReviewVote
+from hypotez.storage.models import ArenaMatch, ArenaVote, Correction, Feedback, ReviewItem, ReviewVote
 from tests.fakes.interactions import (
     ADMIN_MEMBER,
     GUILD_ID,
@@ -99,9 +99,12 @@ async def test_another_servers_administrator_reaches_nothing_of_this_server(hz: 
     reply_message = asked.original_message
     assert reply_message is not None
     await hz.send(slash("correct", {"message_id": reply_message["id"], "correction": "Canberra."}))
+    arena_message = (await hz.send(slash("arena", {"message": "Capital?"}, subcommand="start"))).original_message
+    assert arena_message is not None
     async with hz.services.db.session() as session:
         correction = (await session.scalars(select(Correction))).one()
         item = (await session.scalars(select(ReviewItem))).one()
+        match = (await session.scalars(select(ArenaMatch))).one()
     before = await _state(hz)
 
     names = {
@@ -125,6 +128,13 @@ async def test_another_servers_administrator_reaches_nothing_of_this_server(hz: 
         assert "<modal>" not in answer, key
         assert "Canberra" not in answer, (key, answer)  # never another server's data
         assert "Sydney" not in answer, (key, answer)
+    for choice in ("a", "b", "tie"):
+        press = in_other_guild(
+            button(build_key(Key.ARENA_VOTE, match.id, choice), arena_message, user=outsider), OTHER_GUILD
+        )
+        answer = _answer(await hz.send(press))
+        assert "Sydney" not in answer, (choice, answer)
+        assert "gpt-" not in answer, (choice, answer)  # nor which model answered
     for key, target in ((Key.CORRECTION_MODAL, f"{correction.reply_id}:0:7"), (Key.REVIEW_EDIT_MODAL, item.id)):
         signed = hz.app.get(ModalSigner).sign(f"{key.value}:{target}", user_id=int(outsider["user"]["id"]))
         submit = in_other_guild(modal_submit(signed, {"text": "Hijacked."}, user=outsider), OTHER_GUILD)
@@ -132,6 +142,8 @@ async def test_another_servers_administrator_reaches_nothing_of_this_server(hz: 
         assert "saved" not in answer.lower(), (key, answer)
         assert "approved" not in answer.lower(), (key, answer)
     assert await _state(hz) == before  # no rating, correction, review item or vote was added or removed
+    async with hz.services.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(ArenaVote)) == 0
     async with hz.services.db.session() as session:
         assert (await session.get(Correction, correction.id)).corrected_text == "Canberra."  # type: ignore[union-attr]
 
