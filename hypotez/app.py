@@ -24,6 +24,7 @@ from hypotez.errors import ConfigError
 from hypotez.keys import ModalSigner
 from hypotez.ml.arena import pair_from_vote
 from hypotez.ml.assistant import Assistant, ChatBackends
+from hypotez.ml.budgets import TokenBudgets
 from hypotez.ml.chat import ChatBackend, OpenAICompatibleBackend
 from hypotez.ml.datasets import DatasetCatalog
 from hypotez.ml.datasets.examples import examples_from_correction
@@ -54,6 +55,7 @@ from hypotez.storage.repositories import (
     ReplyRepository,
     ReviewRepository,
     TranscriptRepository,
+    UsageRepository,
     VocabularyRepository,
 )
 from hypotez.voice.stt import Transcriber
@@ -137,28 +139,47 @@ def build_bot(
             setting="HYPOTEZ_DISCORD_TOKEN",
         )
     token = settings.discord_token.get_secret_value().strip()
-    if http:
-        if not settings.discord_public_key:
-            raise ConfigError(
-                "HTTP interactions mode needs the application's public key in HYPOTEZ_DISCORD_PUBLIC_KEY "
-                "(General Information page of your application).",
-                setting="HYPOTEZ_DISCORD_PUBLIC_KEY",
-            )
-        return hikari.RESTBot(
-            token,
-            hikari.TokenType.BOT,
-            public_key=settings.discord_public_key,
-            rest_url=rest_url,
-            banner=None,
-        )
-    try:
-        return hikari.GatewayBot(token, intents=INTENTS, banner=None, rest_url=rest_url)
-    except ValueError:  # hikari reads the application id out of the token
+    try:  # the application id is the token's first part: both modes check its form the same way
+        hikari.applications.get_token_id(token)
+    except ValueError:
         raise ConfigError(
             "HYPOTEZ_DISCORD_TOKEN does not look like a bot token; copy it again from the Bot page of your "
             "application at https://discord.com/developers/applications.",
             setting="HYPOTEZ_DISCORD_TOKEN",
         ) from None
+    if http:
+        return hikari.RESTBot(
+            token,
+            hikari.TokenType.BOT,
+            public_key=_public_key(settings),
+            rest_url=rest_url,
+            banner=None,
+            suppress_optimization_warning=True,  # advice about `python -O`, not a problem: no line on start-up
+        )
+    return hikari.GatewayBot(
+        token, intents=INTENTS, banner=None, rest_url=rest_url, suppress_optimization_warning=True
+    )
+
+
+def _public_key(settings: Settings) -> bytes:
+    """The application's Ed25519 public key (32 bytes, given as 64 hexadecimal characters) for HTTP mode."""
+    where = "(General Information page of your application at https://discord.com/developers/applications)"
+    if not settings.discord_public_key:
+        raise ConfigError(
+            f"HTTP interactions mode needs the application's public key in HYPOTEZ_DISCORD_PUBLIC_KEY {where}.",
+            setting="HYPOTEZ_DISCORD_PUBLIC_KEY",
+        )
+    try:
+        key = bytes.fromhex(settings.discord_public_key.strip())
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(
+            "HYPOTEZ_DISCORD_PUBLIC_KEY is not an application public key (64 hexadecimal characters): copy it "
+            f"again {where}.",
+            setting="HYPOTEZ_DISCORD_PUBLIC_KEY",
+        )
+    return key
 
 
 def _trainers(chat: ChatBackend, local_models: LocalModels) -> dict[str, Trainer]:
@@ -200,7 +221,14 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
     )
     backends = register(ChatBackends, ChatBackends(default_chat, local_chat), ChatBackends.close)
     models = register(RegisteredModelRepository, RegisteredModelRepository(db))
-    register(Assistant, Assistant(settings, models, backends, guild_settings, replies))
+    usage = register(UsageRepository, UsageRepository(db))
+    budgets = register(
+        TokenBudgets,
+        TokenBudgets(
+            usage, per_server=settings.chat_daily_tokens_per_server, per_member=settings.chat_daily_tokens_per_member
+        ),
+    )
+    register(Assistant, Assistant(settings, models, backends, guild_settings, replies, budgets=budgets))
     job_rows = register(JobRepository, JobRepository(db))
     jobs = register(
         JobTracker,

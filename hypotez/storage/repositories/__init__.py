@@ -25,6 +25,7 @@ from hypotez.storage.repositories.reviews import (
 )
 from hypotez.storage.repositories.settings import EffectiveSettings, GuildSettingsRepository
 from hypotez.storage.repositories.transcripts import CorrectedTranscript, TranscriptRepository
+from hypotez.storage.repositories.usage import UsageRepository, UsageRow
 from hypotez.storage.repositories.vocabulary import StoredTerm, VocabularyRepository
 
 __all__ = [
@@ -62,5 +63,7 @@ __all__ = [
     "StoredExample",
     "StoredTerm",
     "TranscriptRepository",
+    "UsageRepository",
+    "UsageRow",
     "VocabularyRepository",
 ]
