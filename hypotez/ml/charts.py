@@ -175,7 +175,8 @@ def arena_chart_png(rows: Sequence[tuple[str, float, int, int, int]], *, title: 
             right.barh(names, losses, left=[w + t for w, t in zip(wins, ties, strict=True)], color="#ED4245",
                        label="losses")  # fmt: skip
             right.set_xlabel("votes")
-            right.legend(loc="lower right", fontsize="small")
+            right.xaxis.get_major_locator().set_params(integer=True)
+            right.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize="small", frameon=False)
             fig.suptitle(title)
             fig.tight_layout()
             buffer = io.BytesIO()

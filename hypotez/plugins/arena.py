@@ -122,7 +122,7 @@ async def pick_models(
 
 def _status_line(match: ArenaMatch, votes: int, settings: Settings) -> str:
     voted = f"{votes} vote{'' if votes == 1 else 's'} so far"
-    left = settings.arena_close_after_votes - votes
+    left = max(settings.arena_close_after_votes - votes, 1)
     return (
         f"🗳️ {voted} · it closes after {left} more or <t:{int(match.closes_at.timestamp())}:R>, and then shows "
         "everyone which model was which."
