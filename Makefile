@@ -27,8 +27,9 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,postgres,local]'
-	touch $@
+	$(BIN)/pip install --quiet -e '.[dev,postgres,local,serve]'
+	@# The test install holds the run install: `make run` after `make test` installs nothing again.
+	touch $@ $(VENV)/.installed-run
 
 run: system-deps $(VENV)/.installed-run
 	$(BIN)/hypotez run

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import hypotez
 from hypotez.config import Settings, load_settings
-from hypotez.errors import HypotezError, InvalidInputError
+from hypotez.errors import ConfigError, HypotezError, InvalidInputError
 from hypotez.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="CHECK",
-        help="skip a check (config, data_dir, database, whisper, tools, chat); repeatable",
+        help="skip a check, by the name it prints (config, data-directory, database, whisper-model, audio-tools, "
+        "chat-backend); repeatable",
     )
 
     db = sub.add_parser("db", help="database migrations")
@@ -67,20 +68,85 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     from hypotez.app import assemble, build_bot
 
     bot = build_bot(settings, http=args.http, rest_url=settings.discord_rest_url)
+    # One question to Discord before anything starts: a wrong token or no way to Discord is one sentence here,
+    # not a traceback from the middle of start-up.
+    asyncio.run(_check_discord(settings))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(assemble(bot, settings))
-    if isinstance(bot, hikari.RESTBot):
-        bot.run(host=args.host or settings.http_host, port=args.port or settings.http_port)
-    else:
-        bot.run()
+    try:
+        if isinstance(bot, hikari.RESTBot):
+            host, port = args.host or settings.http_host, args.port or settings.http_port
+            try:
+                bot.run(host=host, port=port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"HTTP mode cannot listen on {host}:{port} ({exc.strerror or exc}); pick another address or "
+                    "port with --host/--port (HYPOTEZ_HTTP_HOST, HYPOTEZ_HTTP_PORT).",
+                    setting="HYPOTEZ_HTTP_PORT",
+                ) from None
+        else:
+            bot.run()
+    except hikari.HikariError as exc:
+        raise _discord_error(exc, settings) from None
     return 0
+
+
+#: Where the bot's token and keys are found.
+_PORTAL = "https://discord.com/developers/applications"
+
+
+async def _check_discord(settings: Settings) -> None:
+    """Ask Discord who the bot is (``GET /users/@me``) with the configured token: raises :class:`ConfigError`
+    with one sentence when the token is refused or Discord cannot be reached."""
+    import hikari
+
+    assert settings.discord_token is not None  # build_bot checked it
+    rest = hikari.RESTApp(url=settings.discord_rest_url, max_retries=0)
+    await rest.start()
+    try:
+        async with rest.acquire(settings.discord_token.get_secret_value().strip(), hikari.TokenType.BOT) as client:
+            await client.fetch_my_user()
+    except hikari.HikariError as exc:
+        raise _discord_error(exc, settings) from None
+    finally:
+        await rest.close()
+
+
+def _discord_error(exc: Exception, settings: Settings) -> HypotezError:
+    """One sentence for what Discord (or the way to it) answered."""
+    import hikari
+
+    where = settings.discord_rest_url or "discord.com"
+    if isinstance(exc, hikari.UnauthorizedError):
+        return ConfigError(
+            "Discord rejected the bot token in HYPOTEZ_DISCORD_TOKEN (401 Unauthorized): copy it again (or reset "
+            f"it) on the Bot page of your application at {_PORTAL}.",
+            setting="HYPOTEZ_DISCORD_TOKEN",
+        )
+    if isinstance(exc, hikari.GatewayServerClosedConnectionError) and exc.code == 4014:
+        return ConfigError(
+            "Discord refused the Message Content intent the bot needs: turn on Message Content Intent on the Bot "
+            f"page of your application at {_PORTAL}.",
+        )
+    if isinstance(exc, hikari.HTTPResponseError):
+        return ConfigError(
+            f"Discord answered the bot's start-up check with HTTP {int(exc.status)} ({exc.message or 'no reason'}); "
+            "try again later.",
+        )
+    if isinstance(exc, hikari.HTTPError | hikari.GatewayConnectionError):
+        reason = " ".join(str(exc).split())[:200]
+        return ConfigError(
+            f"Discord cannot be reached at {where} ({reason}): check this machine's network connection"
+            + (" and HYPOTEZ_DISCORD_REST_URL." if settings.discord_rest_url else "."),
+        )
+    return ConfigError(f"Discord stopped the bot: {' '.join(str(exc).split())[:200]}.")
 
 
 async def _doctor(settings: Settings, skip: Sequence[str]) -> int:
     from hypotez.doctor import run_checks
 
-    results = await run_checks(settings, skip=frozenset(skip))
+    results = await run_checks(settings, skip=skip)
     for result in results:
         print(result.line())
     return 0 if all(r.ok for r in results) else 1
@@ -149,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(settings, args)
         if args.command == "doctor":
-            return asyncio.run(_doctor(settings, [s.replace("-", "_") for s in args.skip]))
+            return asyncio.run(_doctor(settings, args.skip))
         if args.command == "transcribe":
             return asyncio.run(_transcribe(settings, args))
         return asyncio.run(_db(settings, args.db_command))

@@ -8,13 +8,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hypotez.errors import HypotezError
+from hypotez.errors import HypotezError, InvalidInputError
 from hypotez.ml.chat import OpenAICompatibleBackend
 from hypotez.storage import Database
 from hypotez.voice.stt import Transcriber
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from hypotez.config import Settings
 
@@ -104,36 +104,78 @@ async def _tools(settings: Settings) -> CheckResult:
     return CheckResult("audio tools", True, "espeak-ng found")
 
 
+#: Where the chat check asks when no HYPOTEZ_OPENAI_BASE_URL is set (the SDK's default).
+OPENAI_URL = "https://api.openai.com/v1"
+#: The most offered models named when the default one is not among them.
+_SHOWN_MODELS = 10
+
+
 async def _chat(settings: Settings) -> CheckResult:
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     backend = OpenAICompatibleBackend(base_url=settings.openai_base_url, api_key=key, timeout=10.0, max_retries=0)
-    where = settings.openai_base_url or "OpenAI"
+    # The URL asked and whether a key went with it (never the key): the two things to check when this fails.
+    where = f"{settings.openai_base_url or OPENAI_URL} ({'API key set' if key else 'no API key'})"
     try:
         models = await backend.list_models()
     except HypotezError as exc:
         return CheckResult("chat backend", False, f"{where}: {exc}")
     finally:
         await backend.close()
-    note = "" if settings.chat_model in models else f"; the default model {settings.chat_model} is not among them"
-    return CheckResult("chat backend", True, f"{where} answers with {len(models)} models{note}")
+    default = settings.chat_model
+    if not models:
+        return CheckResult(
+            "chat backend",
+            True,
+            f"{where} answers but lists no models (servers such as transformers serve load one when first asked); "
+            f"the default model {default} is not checked",
+        )
+    if default not in models:
+        offered = ", ".join(models[:_SHOWN_MODELS]) + (
+            f" and {len(models) - _SHOWN_MODELS} more" if len(models) > _SHOWN_MODELS else ""
+        )
+        return CheckResult(
+            "chat backend",
+            False,
+            f"{where} does not offer the default model {default} (HYPOTEZ_CHAT_MODEL); it offers {offered}",
+        )
+    return CheckResult(
+        "chat backend", True, f"{where} answers with {len(models)} models, the default {default} among them"
+    )
 
 
-CHECKS: tuple[Callable[[Settings], Awaitable[CheckResult]], ...] = (
-    _config,
-    _data_dir,
-    _database,
-    _whisper,
-    _tools,
-    _chat,
-)
+#: Every check, by the name it prints (``--skip`` takes these names).
+CHECKS: dict[str, Callable[[Settings], Awaitable[CheckResult]]] = {
+    "config": _config,
+    "data directory": _data_dir,
+    "database": _database,
+    "whisper model": _whisper,
+    "audio tools": _tools,
+    "chat backend": _chat,
+}
+#: Earlier, shorter names ``--skip`` still takes.
+_ALIASES = {"data dir": "data directory", "whisper": "whisper model", "tools": "audio tools", "chat": "chat backend"}
 
 
-async def run_checks(settings: Settings, *, skip: frozenset[str] = frozenset()) -> list[CheckResult]:
-    """Run every check whose name is not in ``skip``; each catches its own failures."""
+def check_names(names: Iterable[str]) -> frozenset[str]:
+    """The checks named (as they print, any case, ``-`` or ``_`` for a space, or an older short name); raises
+    :class:`InvalidInputError` listing the valid names for any other."""
+    found: set[str] = set()
+    for given in names:
+        name = " ".join(given.replace("-", " ").replace("_", " ").casefold().split())
+        name = _ALIASES.get(name, name)
+        if name not in CHECKS:
+            valid = ", ".join(n.replace(" ", "-") for n in CHECKS)
+            raise InvalidInputError(f"doctor has no check called {given!r}; the checks are: {valid}.")
+        found.add(name)
+    return frozenset(found)
+
+
+async def run_checks(settings: Settings, *, skip: Iterable[str] = frozenset()) -> list[CheckResult]:
+    """Run every check not named in ``skip`` (see :func:`check_names`); each catches its own failures."""
+    skipped = check_names(skip)
     results: list[CheckResult] = []
-    for check in CHECKS:
-        name = check.__name__.lstrip("_")
-        if name in skip:
+    for name, check in CHECKS.items():
+        if name in skipped:
             continue
         results.append(await check(settings))
     return results

@@ -47,5 +47,6 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Alembic announces every plugin it sets up at INFO; only its migration lines are worth seeing.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Alembic announces every plugin it sets up and every migration step at INFO: one line of our own says the
+    # database was migrated (hypotez.storage.db); alembic's own lines only when debugging.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)

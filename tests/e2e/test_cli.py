@@ -197,3 +197,180 @@ async def test_run_http_serves_signed_interactions(tmp_path: Path) -> None:
         assert process.returncode == 0, output.decode()
         assert TOKEN not in output.decode()
         assert (tmp_path / "data" / "hypotez.db").is_file()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again when the socket is: nothing listens there
+
+
+def _one_sentence(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    line = stderr.strip()
+    assert line.count("\n") == 0, stderr
+    assert line.startswith("hypotez: ")
+    return line
+
+
+_PUBLIC_KEY = "ab" * 32
+_MODES = [pytest.param([], id="gateway"), pytest.param(["--http"], id="http")]
+
+
+@pytest.mark.parametrize("mode", _MODES)
+def test_run_with_discord_unreachable_says_so_in_one_sentence(tmp_path: Path, mode: list[str]) -> None:
+    rest_url = f"http://127.0.0.1:{_closed_port()}/api/v10"
+    result = _run(
+        ["run", *mode],
+        tmp_path,
+        HYPOTEZ_DISCORD_TOKEN=TOKEN,
+        HYPOTEZ_DISCORD_PUBLIC_KEY=_PUBLIC_KEY,
+        HYPOTEZ_DISCORD_REST_URL=rest_url,
+        HYPOTEZ_VOICE_TRANSPORT="none",
+    )
+    assert result.returncode == 2
+    line = _one_sentence(result.stderr)
+    assert f"Discord cannot be reached at {rest_url}" in line
+    assert "network connection" in line
+    assert TOKEN not in line
+    assert not (tmp_path / "data" / "hypotez.db").exists()  # nothing started before Discord answered
+
+
+@pytest.mark.parametrize("mode", _MODES)
+@pytest.mark.asyncio
+async def test_run_with_a_token_discord_rejects_says_so_in_one_sentence(tmp_path: Path, mode: list[str]) -> None:
+    import asyncio
+
+    from tests.fakes.discord_rest import FakeDiscordREST
+
+    async with FakeDiscordREST() as rest:
+        rest.fail_next(401, "/users/@me", count=10)  # Discord's answer to a revoked or mistyped token
+        result = await asyncio.to_thread(
+            _run,
+            ["run", *mode],
+            tmp_path,
+            HYPOTEZ_DISCORD_TOKEN=TOKEN,
+            HYPOTEZ_DISCORD_PUBLIC_KEY=_PUBLIC_KEY,
+            HYPOTEZ_DISCORD_REST_URL=rest.rest_url,
+            HYPOTEZ_VOICE_TRANSPORT="none",
+        )
+        asked = rest.calls_to("GET", "/users/@me")
+    assert result.returncode == 2
+    line = _one_sentence(result.stderr)
+    assert "Discord rejected the bot token in HYPOTEZ_DISCORD_TOKEN (401 Unauthorized)" in line
+    assert "discord.com/developers/applications" in line
+    assert TOKEN not in line
+    assert len(asked) == 1
+    assert asked[0].headers.get("Authorization") == f"Bot {TOKEN}"
+
+
+@pytest.mark.parametrize("key", ["zz-not-hex", "abcd", "ab" * 33])
+def test_http_mode_with_a_malformed_public_key_says_so(tmp_path: Path, key: str) -> None:
+    result = _run(["run", "--http"], tmp_path, HYPOTEZ_DISCORD_TOKEN=TOKEN, HYPOTEZ_DISCORD_PUBLIC_KEY=key)
+    assert result.returncode == 2
+    line = _one_sentence(result.stderr)
+    assert "HYPOTEZ_DISCORD_PUBLIC_KEY is not an application public key (64 hexadecimal characters)" in line
+
+
+def test_http_mode_checks_the_tokens_form_as_gateway_mode_does(tmp_path: Path) -> None:
+    result = _run(
+        ["run", "--http"], tmp_path, HYPOTEZ_DISCORD_TOKEN="not-a-token", HYPOTEZ_DISCORD_PUBLIC_KEY=_PUBLIC_KEY
+    )
+    assert result.returncode == 2
+    line = _one_sentence(result.stderr)
+    assert "does not look like a bot token" in line
+    assert "not-a-token" not in line
+
+
+def test_doctor_skips_checks_by_the_names_it_prints(tmp_path: Path) -> None:
+    shown = _run(["doctor", "--skip", "chat backend", "--skip", "whisper-model"], tmp_path, HYPOTEZ_VOICE_ENABLED="0")
+    names = {line[5:].split(":", 1)[0] for line in shown.stdout.splitlines()}
+    assert names == {"config", "data directory", "database", "audio tools"}
+    again = _run(
+        ["doctor", "--skip", "data directory", "--skip", "Audio_Tools", "--skip", "config", "--skip", "database"],
+        tmp_path,
+        HYPOTEZ_VOICE_ENABLED="0",
+        HYPOTEZ_OPENAI_BASE_URL=f"http://127.0.0.1:{_closed_port()}/v1",
+    )
+    assert {line[5:].split(":", 1)[0] for line in again.stdout.splitlines()} == {"whisper model", "chat backend"}
+
+
+def test_doctor_refuses_an_unknown_check_listing_the_valid_ones(tmp_path: Path) -> None:
+    result = _run(["doctor", "--skip", "chatbot"], tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""  # nothing ran
+    line = _one_sentence(result.stderr)
+    assert "no check called 'chatbot'" in line
+    assert "config, data-directory, database, whisper-model, audio-tools, chat-backend" in line
+
+
+def test_ordinary_commands_print_no_alembic_lines(tmp_path: Path) -> None:
+    upgrade = _run(["db", "upgrade"], tmp_path)  # the default log level, INFO
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "alembic" not in upgrade.stderr
+    assert "Running upgrade" not in upgrade.stderr
+    doctor = _run(["doctor", "--skip", "chat", "--skip", "whisper", "--skip", "tools"], tmp_path)
+    assert "alembic" not in doctor.stderr
+    (tmp_path / "fresh").mkdir()
+    debugging = _run(["db", "upgrade"], tmp_path / "fresh", HYPOTEZ_LOG_LEVEL="DEBUG")
+    assert "Running upgrade" in debugging.stderr  # still there for whoever asks for everything
+
+
+@pytest.mark.asyncio
+async def test_doctor_chat_check_names_the_url_and_the_key_and_the_models_offered(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from hypotez.config import load_settings
+    from hypotez.doctor import run_checks
+    from tests.fakes.openai_api import FakeOpenAI
+
+    skip = ["config", "data directory", "database", "whisper model", "audio tools"]
+    async with FakeOpenAI() as fake:
+        fake.models = ["served-a", "served-b"]
+        base = load_settings(data_dir=tmp_path / "d", openai_base_url=fake.base_url, chat_model="gpt-4o-mini")
+        [missing] = await run_checks(base, skip=skip)
+        with_key = base.model_copy(
+            update={"openai_api_key": SecretStr("sk-doctor-key-0123456789"), "chat_model": "served-b"}
+        )
+        [offered] = await run_checks(with_key, skip=skip)
+        fake.models = []
+        [empty] = await run_checks(with_key, skip=skip)
+    assert not missing.ok
+    assert missing.detail.startswith(f"{fake.base_url} (no API key)")
+    assert "does not offer the default model gpt-4o-mini (HYPOTEZ_CHAT_MODEL); it offers served-a, served-b" in (
+        missing.detail
+    )
+    assert offered.ok
+    assert offered.detail.startswith(f"{fake.base_url} (API key set)")
+    assert "the default served-b among them" in offered.detail
+    assert "sk-doctor-key" not in offered.detail
+    assert empty.ok
+    assert "lists no models" in empty.detail
+
+
+def test_make_run_after_make_test_installs_nothing(tmp_path: Path) -> None:
+    """The test install holds the run install: ``make run`` after ``make test`` goes straight to the bot."""
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").touch()
+    pip = bin_dir / "pip"
+    pip.write_text('#!/bin/sh\necho "pip $*" >> "$(dirname "$0")/../pip.log"\n', encoding="utf-8")
+    pip.chmod(0o755)
+    env = {**os.environ, "MAKEFLAGS": ""}
+    first = subprocess.run(
+        ["make", ".venv/.installed-test"], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert first.returncode == 0, first.stderr
+    assert "install" in (tmp_path / ".venv" / "pip.log").read_text(encoding="utf-8")
+    dry = subprocess.run(["make", "-n", "run"], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert dry.returncode == 0, dry.stderr
+    assert "pip" not in dry.stdout
+    assert ".venv/bin/hypotez run" in dry.stdout
