@@ -20,6 +20,7 @@ from hypotez.ml.assistant import Assistant
 from hypotez.ml.charts import win_loss_chart_png
 from hypotez.ml.evaluation import (
     HELD_OUT,
+    MAX_CASES,
     MAX_TRAINING_CASES,
     TRAINING,
     EvalReport,
@@ -98,6 +99,9 @@ async def _job_cases(
     groups: list[tuple[str | None, list[TestCase]]] = []
     if split in (BOTH, HELD_OUT):
         held = cases_from_records(await evaluation.job_examples(job.id, VALIDATION))
+        if len(held) > MAX_CASES:
+            notes.append(f"Generalisation is measured on {MAX_CASES} of the {len(held)} held-out examples.")
+            held = sample_evenly(held, MAX_CASES)
         if held:
             groups.append((HELD_OUT, held))
         elif split == HELD_OUT:

@@ -14,13 +14,22 @@ if TYPE_CHECKING:
 
     from hypotez.storage.db import Database
 
-__all__ = ["TRAIN", "VALIDATION", "EvaluationRepository"]
+__all__ = ["KEPT_PER_PART", "TRAIN", "VALIDATION", "EvaluationRepository"]
 
 TRAIN = "train"
 VALIDATION = "validation"
 
+#: Examples kept of each part of a job.
+KEPT_PER_PART = 5000
 #: Rows inserted per statement (PostgreSQL takes at most 32,767 bound parameters in one).
 _CHUNK = 1000
+
+
+def _spread(records: Sequence[dict[str, Any]], limit: int) -> Sequence[dict[str, Any]]:
+    if len(records) <= limit:
+        return records
+    step = len(records) / limit
+    return [records[int(i * step)] for i in range(limit)]
 
 
 class EvaluationRepository:
@@ -30,14 +39,20 @@ class EvaluationRepository:
         self._db = db
 
     async def keep_job_examples(
-        self, job_id: int, train: Sequence[dict[str, Any]], validation: Sequence[dict[str, Any]]
+        self,
+        job_id: int,
+        train: Sequence[dict[str, Any]],
+        validation: Sequence[dict[str, Any]],
+        *,
+        limit: int = KEPT_PER_PART,
     ) -> None:
-        """Keep the examples job ``job_id`` was given, each in its part, in order (once: a second call for the
-        same job changes nothing)."""
+        """Keep the examples job ``job_id`` was given, each in its part, in order — at most ``limit`` of a part,
+        spread evenly over it (evaluation asks a sample, never a million) — once: a second call for the same job
+        changes nothing."""
         rows = [
             {"job_id": job_id, "split": split, "position": position, "record": record}
             for split, records in ((TRAIN, train), (VALIDATION, validation))
-            for position, record in enumerate(records)
+            for position, record in enumerate(_spread(records, limit))
         ]
         async with self._db.session() as session, session.begin():
             kept = await session.scalar(select(func.count()).select_from(JobExample).where(JobExample.job_id == job_id))
