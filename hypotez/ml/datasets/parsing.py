@@ -212,9 +212,18 @@ def _unescape(text: str) -> str:
     return _ESCAPE.sub(lambda m: table.get(m[1], m[0]), text)
 
 
+def _utf8_lines(handle: Iterator[str]) -> Iterator[str]:
+    """The lines of a file read as Latin-1 (each byte one character, split at any line ending as ``newline=""``
+    does), each decoded as UTF-8 on its own: a bad byte stops the reading at its own line, the rows before it
+    kept (decoding the whole stream would fail a chunk early, at a wrong line)."""
+    for number, line in enumerate(handle, start=1):
+        data = line.encode("latin-1")
+        yield (data.removeprefix(codecs.BOM_UTF8) if number == 1 else data).decode("utf-8")
+
+
 def _csv_records(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
+    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="latin-1", newline="") as handle:
+        reader = csv.reader(_utf8_lines(handle))
         previous_end = 0
         try:
             header = next(reader, None)
