@@ -51,6 +51,7 @@ from hypotez.storage.repositories import (
     FeedbackRepository,
     GuildSettingsRepository,
     JobRepository,
+    PreferenceRepository,
     RegisteredModelRepository,
     ReplyRepository,
     ReviewRepository,
@@ -228,7 +229,18 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
             usage, per_server=settings.chat_daily_tokens_per_server, per_member=settings.chat_daily_tokens_per_member
         ),
     )
-    register(Assistant, Assistant(settings, models, backends, guild_settings, replies, budgets=budgets))
+    register(
+        Assistant,
+        Assistant(
+            settings,
+            models,
+            backends,
+            guild_settings,
+            replies,
+            budgets=budgets,
+            preferences=register(PreferenceRepository, PreferenceRepository(db)),
+        ),
+    )
     job_rows = register(JobRepository, JobRepository(db))
     jobs = register(
         JobTracker,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         EffectiveSettings,
         GuildSettingsRepository,
         MessagePart,
+        PreferenceRepository,
         RegisteredModelRepository,
         ReplyRepository,
     )
@@ -168,9 +169,12 @@ class Assistant:
         replies: ReplyRepository,
         *,
         budgets: TokenBudgets | None = None,
+        preferences: PreferenceRepository | None = None,
     ) -> None:
         #: Daily token budgets checked before every request (none when ``None``).
         self.budgets = budgets
+        #: Members' own default models (none when ``None``).
+        self.preferences = preferences
         self._settings = settings
         self._models = models
         self.backends = backends
@@ -237,6 +241,15 @@ class Assistant:
             f"`{self.label(model)}` is not a model this server can use. Pick one from the list (`/model list`).",
         )
 
+    async def _preferred_model(self, guild_id: int | None, author_id: int) -> str | None:
+        """The member's own default model, where it may be used (elsewhere the channel's model answers)."""
+        if self.preferences is None:
+            return None
+        preferred = (await self.preferences.get(author_id)).chat_model
+        if preferred is None:
+            return None
+        return await self.resolve_model(guild_id, preferred)
+
     async def prepare(
         self,
         user_text: str,
@@ -257,6 +270,8 @@ class Assistant:
         effective = here if here is not None else await self._guild_settings.effective(guild_id, channel_id)
         if model is not None:
             model = await self.require_model(guild_id, model)
+        else:
+            model = await self._preferred_model(guild_id, author_id)
         chosen = model or effective.active_model or self._settings.chat_model
         history = turns_from_replies(await self._replies.thread(parent)) if parent is not None else []
         messages = build_messages(

@@ -26,7 +26,13 @@ from hypotez.plugins._replies import reply_actions_row
 from hypotez.plugins._voice import speak_reply
 from hypotez.storage import Database
 from hypotez.storage.models import utcnow
-from hypotez.storage.repositories import AuditLog, CooldownRepository, GuildSettingsRepository, ReplyRepository
+from hypotez.storage.repositories import (
+    AuditLog,
+    CooldownRepository,
+    GuildSettingsRepository,
+    PreferenceRepository,
+    ReplyRepository,
+)
 from hypotez.voice.transport.sessions import VoiceSessions
 from hypotez.voice.tts import Speaker
 
@@ -67,7 +73,7 @@ class Chat(
     model = lightbulb.string(
         "model", "Which model answers (default: this channel's)", default=None, autocomplete=model_autocomplete
     )
-    private = lightbulb.boolean("private", "Only you see the answer", default=False)
+    private = lightbulb.boolean("private", "Only you see the answer (default: your /preferences)", default=None)
     thread = lightbulb.boolean("thread", "Continue the conversation in a new thread", default=False)
     speak = lightbulb.boolean("speak", "Also speak the answer in my voice channel", default=False)
 
@@ -81,30 +87,34 @@ class Chat(
         replies: ReplyRepository,
         sessions: VoiceSessions,
         speaker: Speaker,
+        preferences: PreferenceRepository,
     ) -> None:
-        await ctx.defer(ephemeral=self.private)
+        private = self.private
+        if private is None:
+            private = bool((await preferences.get(caller.user_id)).private_replies)
+        await ctx.defer(ephemeral=private)
         prepared = await assistant.prepare(
             self.message,
             guild_id=caller.guild_id,
             channel_id=caller.channel_id,
             author_id=caller.user_id,
-            parent=await _thread_parent(ctx, caller, replies, private=self.private),
+            parent=await _thread_parent(ctx, caller, replies, private=private),
             model=self.model,
             here=caller.here,
         )
         reply = await deliver(
             assistant,
             prepared,
-            InteractionTarget(ctx.interaction, ephemeral=self.private),
+            InteractionTarget(ctx.interaction, ephemeral=private),
             [reply_actions_row()],
             stream_interval=settings.chat_stream_interval,
             interaction_id=int(ctx.interaction.id),
             footer=settings.chat_footer,
         )
-        if reply is not None and self.thread and not self.private and caller.guild_id is not None:
+        if reply is not None and self.thread and not private and caller.guild_id is not None:
             await _open_thread(ctx, reply)
         spoken_here = caller.here.voice_speak and caller.guild_id is not None and sessions.channel_of(caller.guild_id)
-        if reply is not None and not self.private and (self.speak or spoken_here):
+        if reply is not None and not private and (self.speak or spoken_here):
             if not settings.voice_enabled:
                 note: str | None = "Voice is turned off on this bot, so the answer was not spoken."
             else:

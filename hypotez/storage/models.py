@@ -283,12 +283,16 @@ class ReviewVote(Base):
 
 
 class MemberPreferences(Base):
-    """What a member asked for: a direct message when a curator decides on what they made."""
+    """What a member chose for themselves, everywhere they use the bot: a direct message when a curator decides
+    on what they made; the model that answers them by default (where that model may be used) and whether
+    ``/chat`` answers them privately by default (``None``: no choice, the server's or the bot's default)."""
 
     __tablename__ = "member_preferences"
 
     user_id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
     review_dm: Mapped[bool] = mapped_column(Boolean, default=False)
+    chat_model: Mapped[str | None] = mapped_column(String(300))
+    private_replies: Mapped[bool | None] = mapped_column(Boolean)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

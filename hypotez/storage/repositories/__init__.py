@@ -13,6 +13,7 @@ from hypotez.storage.repositories.datasets import DatasetCounts, DatasetOverview
 from hypotez.storage.repositories.evaluation import EvaluationRepository
 from hypotez.storage.repositories.feedback import FeedbackRepository, ModelFeedbackStats
 from hypotez.storage.repositories.jobs import JobRepository, ReportedEvent, ReportedStatus
+from hypotez.storage.repositories.preferences import PreferenceRepository
 from hypotez.storage.repositories.registered_models import RegisteredModelRepository
 from hypotez.storage.repositories.replies import MessagePart, ReplyRepository
 from hypotez.storage.repositories.reviews import (
@@ -51,6 +52,7 @@ __all__ = [
     "MatchClosedError",
     "MessagePart",
     "ModelFeedbackStats",
+    "PreferenceRepository",
     "RecordedVote",
     "RegisteredModelRepository",
     "ReplyRepository",
