@@ -173,7 +173,8 @@ async def test_supervised_job_runs_in_its_own_process_with_metrics(jobs: Jobs) -
         assert {"learning_rate", "epoch"} <= event.data.keys()
     assert [e.external_id for e in events] == [str(i) for i in range(1, len(events) + 1)]
     assert events == sorted(events, key=lambda e: e.created_at)
-    assert events[-1].message == "Training finished: the model is local:sft."
+    # With a validation split the model is the best checkpoint by validation loss, and the final event says so.
+    assert events[-1].message.startswith("Training finished: the model is local:sft, the best checkpoint by validation")
 
     adapter = model_path(jobs.work_dir, "local:sft")
     assert (adapter / "adapter_config.json").is_file()

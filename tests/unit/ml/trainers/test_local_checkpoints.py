@@ -107,8 +107,12 @@ async def test_the_best_checkpoint_by_validation_loss_is_the_model_not_the_last(
     work_dir, env = work
     trainer = LocalTrainer(work_dir, env=env)
     assert isinstance(trainer, CheckpointingTrainer)
-    await _finished(trainer, "overfit")
+    status = await _finished(trainer, "overfit")
     events = await trainer.events("overfit")
+    # The worker's own start time, which the monitor counts from: before its first step, after it was asked.
+    first_step = next(e for e in events if e.kind == "metrics")
+    assert status.started_at is not None
+    assert events[0].created_at <= status.started_at <= first_step.created_at
     valid = [(e.data["step"], e.data["valid_loss"]) for e in events if "valid_loss" in e.data]
     assert [step for step, _ in valid] == [30, 60, 90, 120, 150]  # an evaluation (and a checkpoint) every 30 steps
     best_step, best_loss = min(valid, key=lambda p: p[1])
