@@ -113,8 +113,10 @@ async def test_components_and_modals_answered_by_another_replica_and_after_a_res
         viewed = await restarted.send(button(view_id, receipt))
         assert viewed.content is not None
         assert "Paris, on the Seine." in viewed.content
-        cancelled = await restarted.send(button("hz.jc", status, user=ADMIN_MEMBER))
-        await cancelled.wait_for_followups()
+        asked = await restarted.send(button("hz.jc", status, user=ADMIN_MEMBER))  # Cancel asks first
+        [confirm, _keep] = [c["custom_id"] for row in asked.components for c in row["components"]]
+        assert asked.original_message is not None
+        await restarted.send(button(confirm, asked.original_message, user=ADMIN_MEMBER))
         async with restarted.services.db.session() as session:
             job = (await session.scalars(select(TrainingJob))).one()
         assert job.status == "cancelled"
