@@ -57,6 +57,10 @@ class Key(enum.StrEnum):
     AUDIT_EXPORT_JSONL = "hz.alj"
     #: ``/arena``: a vote on a match (carries the match id and ``a``, ``b`` or ``tie``).
     ARENA_VOTE = "hz.av"
+    #: 🔁 under a reply (the reply is the message it is on); the member's pick of the better of the two answers
+    #: (carries both replies' ids and ``1`` or ``2``).
+    REGENERATE = "hz.rg"
+    REGENERATE_PICK = "hz.rgp"
 
 
 #: Largest id argument accepted (Discord snowflakes and database ids fit in 63 bits).

@@ -95,11 +95,12 @@ async def owned_reply(replies: ReplyRepository, reply_id: int, caller: Caller) -
 
 
 def reply_actions_row() -> hikari.api.MessageActionRowBuilder:
-    """The 👍 / 👎 / Correct buttons under every reply (the reply is found from the message they are on)."""
+    """The 👍 / 👎 / Correct / 🔁 buttons under every reply (the reply is found from the message they are on)."""
     return button_row(
         button(Key.RATE_UP.value, emoji="👍"),
         button(Key.RATE_DOWN.value, emoji="👎"),
         button(Key.CORRECT.value, emoji="✏️", label="Correct"),
+        button(Key.REGENERATE.value, emoji="🔁"),
     )
 
 

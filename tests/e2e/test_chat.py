@@ -42,7 +42,7 @@ async def test_chat_reply_is_delivered_and_stored(hz: RunningBot) -> None:
     assert original is not None
     assert original["content"] == "Paris is the capital of France."
     buttons = [c["custom_id"] for row in original["components"] for c in row["components"]]
-    assert buttons == ["hz.up", "hz.down", "hz.correct"]
+    assert buttons == ["hz.up", "hz.down", "hz.correct", "hz.rg"]
 
     [reply] = await _replies(hz)
     assert reply.content == "Paris is the capital of France."
@@ -201,7 +201,7 @@ async def test_backend_errors_tell_the_member_why_and_keep_the_question_to_be_an
     assert original is not None
     assert original["content"] == FAILED_TEXT
     custom_ids = [c["custom_id"] for row in original["components"] for c in row["components"]]
-    assert custom_ids == ["hz.up", "hz.down", "hz.correct"]
+    assert custom_ids == ["hz.up", "hz.down", "hz.correct", "hz.rg"]
     posted = [c.json for c in result.followups if c.method == "POST" and isinstance(c.json, dict)]
     assert posted[-1]["flags"] & 64
     assert expected in posted[-1]["content"]

@@ -362,7 +362,7 @@ async def test_an_empty_answer_is_stored_shown_and_correctable(hz: RunningBot) -
     assert shown is not None
     assert shown["content"] == EMPTY_TEXT
     assert not shown["flags"] & 64  # where the answer would have been
-    assert _ids_of(shown) == ["hz.up", "hz.down", "hz.correct"]
+    assert _ids_of(shown) == ["hz.up", "hz.down", "hz.correct", "hz.rg"]
     async with hz.services.db.session() as session:
         [reply] = (await session.scalars(select(BotReply))).all()
     assert (reply.outcome, reply.content, reply.message_id) == ("empty", "", int(shown["id"]))
@@ -403,7 +403,7 @@ async def test_a_failed_backend_is_stored_as_failed_and_correctable_without_upst
     shown = result.original_message
     assert shown is not None
     assert shown["content"] == FAILED_TEXT
-    assert _ids_of(shown) == ["hz.up", "hz.down", "hz.correct"]
+    assert _ids_of(shown) == ["hz.up", "hz.down", "hz.correct", "hz.rg"]
     whispered = [c.json for c in result.followups if c.method == "POST" and isinstance(c.json, dict)]
     assert whispered[-1]["flags"] & 64
     assert "failed (HTTP 500)" in whispered[-1]["content"]  # why, to the member alone
@@ -455,7 +455,7 @@ async def test_a_private_chat_that_fails_says_why_in_the_reply_itself(hz: Runnin
     assert shown is not None
     assert shown["content"].startswith(FAILED_TEXT)
     assert "did not answer in time" in shown["content"]
-    assert _ids_of(shown) == ["hz.up", "hz.down", "hz.correct"]
+    assert _ids_of(shown) == ["hz.up", "hz.down", "hz.correct", "hz.rg"]
     async with hz.services.db.session() as session:
         [reply] = (await session.scalars(select(BotReply))).all()
     assert reply.outcome == "failed"
