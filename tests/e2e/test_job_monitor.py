@@ -140,6 +140,7 @@ async def test_the_chart_is_uploaded_only_when_points_arrived_and_at_most_every_
         polls_with_points = 120 // STEPS_PER_POLL
         assert len(edits) >= polls_with_points  # the text moved on at every poll...
         uploads = _uploads(edits)
+        print(f"\n120-step job, {STEPS_PER_POLL} steps per poll: {len(edits)} edits, {len(uploads)} chart uploads")
         # ...but the chart went up twice: with the first points, and once more, complete, when the job ended.
         assert len(uploads) == 2, [len(e.files) for e in edits]
         for upload in uploads:
