@@ -89,6 +89,7 @@ async def test_settings_file_grants_merge_with_admin_grants(bot_settings: Settin
     async with running_hypotez(_granting(bot_settings), openai_fake) as hz:
         guild_settings = hz.services.guild_settings
         await _grant_in_database(guild_settings)
+        await guild_settings.update(GUILD_ID, CHANNEL_ID, system_prompt="This channel's prompt.")
         # Through the command: /getfile needs `files`; allowed members are told the file is missing.
         for member, allowed in [
             (FILE_MEMBER, True),  # the settings file's grant
@@ -121,6 +122,7 @@ async def test_settings_file_grants_merge_with_admin_grants(bot_settings: Settin
         }
         assert caller.can(Capability.FILES)
         assert not caller.can(Capability.TRAIN)
+        assert caller.here.system_prompt == "This channel's prompt."  # the interaction's channel's settings
         admin = await resolve_caller(
             bot.entity_factory.deserialize_command_interaction(slash("getfile", {"path": "x"}, user=ADMIN_MEMBER)),
             hz.settings,
@@ -170,6 +172,14 @@ async def test_a_server_interaction_without_a_member_is_treated_like_a_direct_me
         assert dict(caller.grants) == {}
         assert caller.can(Capability.CHAT)
         assert not caller.can(Capability.FILES)
+        direct = await resolve_caller(
+            hz.app.bot.entity_factory.deserialize_command_interaction(
+                slash("getfile", {"path": "x"}, user=root, guild=False)
+            ),
+            hz.settings,
+            hz.services.guild_settings,
+        )
+        assert (direct.user_id, direct.guild_id, direct.channel_id) == (int(root["id"]), None, CHANNEL_ID)
 
 
 # ------------------------------------------------------------------------------------------------ gateway replies
@@ -234,9 +244,22 @@ async def test_a_gateway_reply_reads_administrator_from_the_cached_roles(
         assert filer.here.system_prompt == "Answer like a pirate."
 
         direct = await _message_caller(gw, ADMIN_MEMBER, guild=False)
-        assert direct.guild_id is None
+        assert (direct.user_id, direct.guild_id, direct.channel_id) == (
+            int(ADMIN_MEMBER["user"]["id"]),
+            None,
+            CHANNEL_ID,
+        )
         assert not direct.is_admin
         assert not direct.can(Capability.TRAIN)
+
+        # A message in a server without a member object (a webhook's, or the gateway left it out): no roles.
+        payload = message_create("hello", author=ADMIN_MEMBER)
+        del payload["member"]
+        bare = await caller_from_message(
+            gw.bot.entity_factory.deserialize_message(payload), gw.app.get(Settings), guild_settings
+        )
+        assert (bare.guild_id, bare.is_admin, bare.role_ids) == (GUILD_ID, False, frozenset())
+        assert not bare.can(Capability.TRAIN)
 
 
 @pytest.mark.asyncio

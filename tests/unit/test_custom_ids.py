@@ -6,6 +6,8 @@ and fails on it."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hypotez.errors import InvalidInputError
@@ -19,7 +21,7 @@ def test_a_custom_id_of_exactly_100_characters_is_built_and_101_is_refused() -> 
         build_key(Key.RATE_UP, "x" * (101 - len(prefix)))
     assert build_key(Key.AUDIT_PAGE) == "hz.al"
     assert build_key(Key.AUDIT_PAGE, 7, "", None) == "hz.al:7::None"
-    with pytest.raises(ValueError, match="cannot contain ':'"):
+    with pytest.raises(ValueError, match=r"^custom id arguments cannot contain ':'$"):
         build_key(Key.RATE_UP, 1, "2:3")
 
 
@@ -50,7 +52,9 @@ def test_id_arguments_beyond_63_bits_or_not_ascii_digits_are_refused(raw: str) -
         parsed.int_arg()
     assert caught.value.custom_id == f"hz.up:{raw}"
     assert isinstance(caught.value, InvalidInputError)
-    assert "damaged or out of date" in str(caught.value)
+    assert str(caught.value) == (
+        "This button or form is damaged or out of date. Run the command again for a fresh one."
+    )
 
 
 def test_a_missing_argument_is_refused() -> None:
@@ -107,8 +111,30 @@ def test_expiries_of_more_than_12_digits_are_refused_even_when_signed() -> None:
     "signed", ["", "sig", ":4600:sig", "hz.fm:5:46x0:sig", "hz.fm:5::sig", "hz.fm:5:٤٦٠٠:sig", "hz.fm:5:-1:sig"]
 )
 def test_malformed_signed_ids_are_refused(signed: str) -> None:
-    with pytest.raises(ExpiredFormError, match="opened for someone else, has expired or was changed"):
+    with pytest.raises(ExpiredFormError) as caught:
         ModalSigner.from_token("token").verify(signed, user_id=9, now=1000.0)
+    assert str(caught.value) == (
+        "This form was opened for someone else, has expired or was changed, so nothing was stored. "
+        "Open it again and submit it within the hour."
+    )
+
+
+def test_a_form_signed_by_one_build_verifies_on_another() -> None:
+    """The signature depends only on the bot token, the id, the member and the expiry: replicas and restarts of
+    any build of the same bot agree (a form opened before an upgrade is still answered after it)."""
+    signer = ModalSigner.from_token("token")
+    assert signer.sign("hz.fm:5", user_id=9, now=1000.0) == "hz.fm:5:4600:lr4kmgvg3g3wjhtc"
+    assert signer.verify("hz.fm:5:4600:lr4kmgvg3g3wjhtc", user_id=9, now=1000.0) == "hz.fm:5"
+
+
+def test_forms_use_the_clock_when_no_time_is_given() -> None:
+    signer = ModalSigner.from_token("token")
+    signed = signer.sign("hz.fm:5", user_id=9)
+    assert abs(int(signed.split(":")[2]) - (time.time() + 3600)) < 5
+    assert signer.verify(signed, user_id=9) == "hz.fm:5"
+    stale = signer.sign("hz.fm:5", user_id=9, now=time.time() - 3600 - 60)
+    with pytest.raises(ExpiredFormError):
+        signer.verify(stale, user_id=9)
 
 
 def test_without_a_token_each_process_signs_with_its_own_secret() -> None:
