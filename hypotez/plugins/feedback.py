@@ -16,6 +16,7 @@ import lightbulb
 from hypotez.config import Capability
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.keys import Key, ModalSigner, ParsedKey, build_key
+from hypotez.ml.chat import model_label
 from hypotez.permissions import Caller
 from hypotez.plugins._autocomplete import allowed, bounded, choices, matching
 from hypotez.plugins._checks import EVERYWHERE, OUTSIDE_SERVER, require, require_in_server
@@ -220,7 +221,7 @@ class FeedbackStats(
             )
             if s.empty_answers:
                 value += f" · {plural(s.empty_answers, 'empty answer')}"
-            embed.add_field(s.model[:256], value)
+            embed.add_field(model_label(s.model)[:256], value)  # a model directory by its name, never its path
         await ctx.respond(embed=embed, ephemeral=True)
 
 
@@ -293,7 +294,7 @@ def _line(number: int, entry: FeedbackEntry, guild_id: int) -> str:
         elif entry.reply_outcome == "failed":
             about += " (the model service failed)"
         if fb.model:
-            about += f" by `{fb.model[:60]}`"
+            about += f" by `{model_label(fb.model)[:60]}`"
         parts.append(about)
     if entry.corrected:
         parts.append("corrected")
