@@ -26,7 +26,21 @@ from sqlalchemy.engine import make_url
 
 from hypotez.errors import ConfigError
 
-__all__ = ["Capability", "GuildPermissions", "Settings", "load_settings"]
+__all__ = ["VISION_MODELS", "Capability", "GuildPermissions", "Settings", "load_settings"]
+
+#: Model ids that take images, as shell-style patterns (``vision_models`` in the settings replaces them).
+VISION_MODELS: tuple[str, ...] = (
+    "gpt-4o*",
+    "gpt-4.1*",
+    "gpt-5*",
+    "o3*",
+    "o4*",
+    "*vision*",
+    "*-vl*",
+    "*llava*",
+    "*gemma-3*",
+    "*pixtral*",
+)
 
 
 class Capability(enum.StrEnum):
@@ -104,6 +118,11 @@ class Settings(BaseSettings):
     #: Tokens a server, and each member, may spend on the model per day (UTC); 0: no budget.
     chat_daily_tokens_per_server: int = Field(default=0, ge=0)
     chat_daily_tokens_per_member: int = Field(default=0, ge=0)
+    #: Model ids that take images (shell-style patterns); images sent to any other model are refused.
+    vision_models: list[str] = Field(default_factory=lambda: list(VISION_MODELS))
+    #: Images one message may carry to the model, and the largest one read, in bytes.
+    chat_max_images: int = Field(default=4, ge=0)
+    chat_image_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     #: Names members see for model ids (``{"/srv/models/qwen-ft": "qwen-ft"}``); an id that is a path with no
     #: name here is shown by its last part, never whole.
     model_aliases: dict[str, str] = Field(default_factory=dict[str, str])

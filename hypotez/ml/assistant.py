@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from hypotez.errors import BackendError, BackendTimeoutError, NotFoundError
-from hypotez.ml.chat import model_label
+from hypotez.errors import BackendError, BackendTimeoutError, InvalidInputError, NotFoundError
+from hypotez.ml.chat import accepts_images, model_label
 from hypotez.ml.conversation import build_messages, turns_from_replies
 from hypotez.storage.models import BotReply, RegisteredModel
 
@@ -260,10 +260,13 @@ class Assistant:
         parent: BotReply | None = None,
         model: str | None = None,
         here: EffectiveSettings | None = None,
+        images: Sequence[str] = (),
     ) -> PreparedChat:
         """Pick the model and build the messages: system prompt, earlier turns within budget, the new one.
 
-        ``here`` is the channel's settings when the caller already read them (saves a query).
+        ``here`` is the channel's settings when the caller already read them (saves a query).  ``images``
+        (``data:`` URLs) go with the new turn to a model that takes images; any other model is refused with
+        :class:`~hypotez.errors.InvalidInputError` before it is asked.
         """
         if self.budgets is not None:
             await self.budgets.check(guild_id, author_id)
@@ -280,8 +283,16 @@ class Assistant:
             system_prompt=effective.system_prompt,
             budget=self._settings.chat_context_tokens,
         )
+        backend = await self.backend_for(guild_id, chosen)
+        if images:
+            if backend.name == "local" or not accepts_images(chosen, self._settings.vision_models):
+                raise InvalidInputError(
+                    f"`{self.label(chosen)}` does not take images. Send the text alone, or pick a model that "
+                    "sees images with `model:` (one matching `HYPOTEZ_VISION_MODELS`, e.g. gpt-4o)."
+                )
+            messages[-1] = {**messages[-1], "images": list(images)}
         return PreparedChat(
-            backend=await self.backend_for(guild_id, chosen),
+            backend=backend,
             model=chosen,
             messages=messages,
             user_text=user_text,
@@ -360,7 +371,8 @@ def _reply_row(
         parent_id=prepared.parent.id if prepared.parent is not None else None,
         backend=prepared.backend.name,
         model=prepared.model,
-        prompt_messages=[dict(m) for m in prepared.messages],
+        # Images went to the model for this answer only: the stored conversation is its text.
+        prompt_messages=[{"role": m["role"], "content": m["content"]} for m in prepared.messages],
         user_text=prepared.user_text,
         content=content,
         delivery=delivery,

@@ -5,15 +5,17 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, Protocol, TypedDict, cast, runtime_checkable
 
 import openai
 
+from hypotez.config import VISION_MODELS
 from hypotez.errors import (
     BackendAuthError,
     BackendError,
@@ -29,11 +31,13 @@ if TYPE_CHECKING:
     from hypotez.config import Settings
 
 __all__ = [
+    "VISION_MODELS",
     "ChatBackend",
     "ChatMessage",
     "ChatResult",
     "OpenAICompatibleBackend",
     "TextCallback",
+    "accepts_images",
     "backend_error_from_openai",
     "model_label",
     "service_reason",
@@ -43,10 +47,29 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class ChatMessage(TypedDict):
-    """One turn, in the OpenAI chat format."""
+    """One turn, in the OpenAI chat format; a member's turn may carry images (``data:`` or ``https:`` URLs), sent
+    to the model as image parts after the text.  Images are for the answer being asked only: they are never
+    stored with the reply, nor sent again as history."""
 
     role: Literal["system", "user", "assistant"]
     content: str
+    images: NotRequired[list[str]]
+
+
+def accepts_images(model: str, patterns: Sequence[str] = VISION_MODELS) -> bool:
+    """Whether ``model`` takes images, by its id (a fine-tune ``ft:<base>:...`` by its base model's)."""
+    base = model.split(":", 2)[1] if model.startswith("ft:") and model.count(":") >= 1 else model
+    name = base.rsplit("/", 1)[-1].lower()
+    return any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in patterns)
+
+
+def _payload_message(message: ChatMessage) -> ChatCompletionMessageParam:
+    images = message.get("images") or []
+    if not images or message["role"] != "user":
+        return cast("ChatCompletionMessageParam", {"role": message["role"], "content": message["content"]})
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message["content"]}] if message["content"] else []
+    parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+    return cast("ChatCompletionMessageParam", {"role": "user", "content": parts})
 
 
 #: Called during streaming with the whole text received so far.
@@ -289,10 +312,7 @@ class OpenAICompatibleBackend:
         stream: bool = False,
         on_text: TextCallback | None = None,
     ) -> ChatResult:
-        payload: list[ChatCompletionMessageParam] = [
-            {"role": m["role"], "content": m["content"]}
-            for m in messages  # type: ignore[misc]
-        ]
+        payload = [_payload_message(m) for m in messages]
         started = time.perf_counter()
         try:
             if not stream:

@@ -16,6 +16,7 @@ from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError
 from hypotez.ml.assistant import Assistant
 from hypotez.permissions import Caller
+from hypotez.plugins._attachments import image_urls, is_image
 from hypotez.plugins._autocomplete import model_autocomplete
 from hypotez.plugins._checks import EVERYWHERE, IN_SERVERS, require
 from hypotez.plugins._cooldowns import CooldownKind, check_cooldown, cooldown
@@ -76,6 +77,7 @@ class Chat(
     private = lightbulb.boolean("private", "Only you see the answer (default: your /preferences)", default=None)
     thread = lightbulb.boolean("thread", "Continue the conversation in a new thread", default=False)
     speak = lightbulb.boolean("speak", "Also speak the answer in my voice channel", default=False)
+    image = lightbulb.attachment("image", "An image for the model to see (models that take images)", default=None)
 
     @lightbulb.invoke
     async def invoke(
@@ -93,6 +95,7 @@ class Chat(
         if private is None:
             private = bool((await preferences.get(caller.user_id)).private_replies)
         await ctx.defer(ephemeral=private)
+        images = await image_urls([self.image], settings) if self.image is not None else []
         prepared = await assistant.prepare(
             self.message,
             guild_id=caller.guild_id,
@@ -101,6 +104,7 @@ class Chat(
             parent=await _thread_parent(ctx, caller, replies, private=private),
             model=self.model,
             here=caller.here,
+            images=images,
         )
         reply = await deliver(
             assistant,
@@ -275,7 +279,8 @@ async def addressed_to_bot(
     MESSAGE_CONTENT intent for replies and threads (mentions and DMs carry their text without it).
     """
     text = strip_mention(message.content or "", bot_id)
-    if message.author.is_bot or message.webhook_id is not None or not text:
+    pictured = any(is_image(a) for a in message.attachments)
+    if message.author.is_bot or message.webhook_id is not None or not (text or pictured):
         return None
     mentions = message.user_mentions_ids
     mentioned = mentions is not hikari.UNDEFINED and bot_id in mentions
@@ -336,6 +341,7 @@ async def answer_message(
         return None
     try:
         await check_cooldown(CooldownKind.CHAT, caller, settings, CooldownRepository(db))
+        pictures = [a for a in message.attachments if is_image(a)]
         prepared = await assistant.prepare(
             addressed.text,
             guild_id=caller.guild_id,
@@ -343,6 +349,7 @@ async def answer_message(
             author_id=caller.user_id,
             parent=addressed.parent,
             here=caller.here,
+            images=await image_urls(pictures, settings) if pictures else (),
         )
     except Exception as exc:  # the member gets an answer either way; unexpected errors are logged
         await target.fail(describe_error(exc, where="message to the bot"))
