@@ -195,11 +195,12 @@ class JobsCheckpoints(
         job = await jobs.get(job_id)
         if not checkpoints:
             final = f" Its final model is `{job.result_model}`." if job.result_model else ""
-            await ctx.respond(
-                f"Job #{job_id} kept no checkpoints (checkpoints are kept at each evaluation of a validation "
-                f"split).{final}",
-                ephemeral=True,
+            why = (
+                "the local trainer keeps one at each evaluation of a validation split (`/train validation:`)"
+                if job.trainer == "local"
+                else "its trainer has reported none"
             )
+            await ctx.respond(f"Job #{job_id} has no checkpoints: {why}.{final}", ephemeral=True)
             return
         registered = {m.name for m in await models.for_guild(caller.guild_id)}
         lines = [f"Checkpoints of job #{job_id} (★ the best by validation loss):"]

@@ -308,3 +308,14 @@ async def test_checkpoints_are_listed_and_one_registers_as_a_model(hz: RunningBo
         outsider = in_other_guild(slash("jobs", options, subcommand="checkpoints", user=ADMIN_MEMBER), OTHER_GUILD)
         answer = await hz.send(outsider)
         assert f"no training job #{job.id} in this server" in str(answer.content)
+
+
+@pytest.mark.asyncio
+async def test_a_job_without_checkpoints_says_so(hz: RunningBot) -> None:
+    job = await _start(hz)
+    listed = await hz.send(slash("jobs", {"job": str(job.id)}, subcommand="checkpoints", user=ADMIN_MEMBER))
+    assert f"Job #{job.id} has no checkpoints: its trainer has reported none." == listed.content
+    registered = await hz.send(
+        slash("jobs", {"job": str(job.id), "register": 3}, subcommand="checkpoints", user=ADMIN_MEMBER)
+    )
+    assert "no checkpoint at step 3" in str(registered.content)
