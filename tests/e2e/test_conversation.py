@@ -110,6 +110,7 @@ async def test_replying_to_the_bot_continues_after_a_restart(bot_settings: Setti
             "hz.up",
             "hz.down",
             "hz.correct",
+            "hz.rg",
         ]
         assert reply.message_id is not None
 

@@ -487,6 +487,7 @@ async def test_a_channel_reply_that_fails_is_stored_and_says_why_in_plain_words(
         "hz.up",
         "hz.down",
         "hz.correct",
+        "hz.rg",
     ]
     async with hz.services.db.session() as session:
         replies = (await session.scalars(select(BotReply).order_by(BotReply.id))).all()
