@@ -61,6 +61,10 @@ class Key(enum.StrEnum):
     #: (carries both replies' ids and ``1`` or ``2``).
     REGENERATE = "hz.rg"
     REGENERATE_PICK = "hz.rgp"
+    #: ``/privacy forget-me`` and ``/privacy forget``: the confirmation asked first (each carries the member's id and
+    #: the server whose data goes, ``0`` for everything of theirs everywhere).
+    PRIVACY_FORGET_CONFIRM = "hz.pfy"
+    PRIVACY_FORGET_KEEP = "hz.pfk"
 
 
 #: Largest id argument accepted (Discord snowflakes and database ids fit in 63 bits).

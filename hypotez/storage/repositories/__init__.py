@@ -14,6 +14,7 @@ from hypotez.storage.repositories.evaluation import EvaluationRepository
 from hypotez.storage.repositories.feedback import FeedbackRepository, ModelFeedbackStats
 from hypotez.storage.repositories.jobs import JobRepository, ReportedEvent, ReportedStatus
 from hypotez.storage.repositories.preferences import PreferenceRepository
+from hypotez.storage.repositories.privacy import ForgetReport, MemberData, PrivacyRepository, Scope
 from hypotez.storage.repositories.registered_models import RegisteredModelRepository
 from hypotez.storage.repositories.replies import MessagePart, ReplyRepository
 from hypotez.storage.repositories.reviews import (
@@ -47,12 +48,15 @@ __all__ = [
     "EffectiveSettings",
     "EvaluationRepository",
     "FeedbackRepository",
+    "ForgetReport",
     "GuildSettingsRepository",
     "JobRepository",
     "MatchClosedError",
+    "MemberData",
     "MessagePart",
     "ModelFeedbackStats",
     "PreferenceRepository",
+    "PrivacyRepository",
     "RecordedVote",
     "RegisteredModelRepository",
     "ReplyRepository",
@@ -62,6 +66,7 @@ __all__ = [
     "ReviewPolicy",
     "ReviewRepository",
     "ReviewStats",
+    "Scope",
     "StoredExample",
     "StoredTerm",
     "TranscriptRepository",
