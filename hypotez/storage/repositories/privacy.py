@@ -653,17 +653,10 @@ class PrivacyRepository:
             votes = await rows(ArenaVote, ArenaVote.voter_id == uid, scope.where(ArenaVote.guild_id))
             questions: dict[int, str] = {}
             for chunk in _chunks([v.match_id for v in votes]):
-                questions.update(
-                    dict(
-                        (
-                            await session.execute(
-                                select(ArenaMatch.id, ArenaMatch.user_text).where(ArenaMatch.id.in_(chunk))
-                            )
-                        )
-                        .tuples()
-                        .all()
-                    )
-                )
+                for match_id, text in await session.execute(
+                    select(ArenaMatch.id, ArenaMatch.user_text).where(ArenaMatch.id.in_(chunk))
+                ):
+                    questions[match_id] = text
             data.sections["arena_votes"] = [{**_row(v), "question": questions.get(v.match_id)} for v in votes]
             data.sections["arena_matches"] = [
                 _row(m, "model_a", "model_b")  # the names of an open match stay blind
