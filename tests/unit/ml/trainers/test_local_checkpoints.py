@@ -30,7 +30,7 @@ from hypotez.ml.local_chat import LocalChatBackend
 from hypotez.ml.trainers import _local_worker
 from hypotez.ml.trainers.base import CheckpointingTrainer, JobState, JobStatus, TrainingMethod, TrainingRequest
 from hypotez.ml.trainers.local import LocalTrainer, local_models, model_path
-from tests.fakes.tiny_model import make_tiny_model, supervised_examples, synthetic_task
+from tests.fakes.tiny_model import make_tiny_model, preference_examples, supervised_examples, synthetic_task
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -42,7 +42,7 @@ TRAIN = synthetic_task(50, seed=0)
 #: The same questions with other answers: what the model memorises from TRAIN is wrong here.
 VALID = synthetic_task(50, seed=1)
 OVERFIT = {"lora": False, "max_steps": 150, "batch_size": 16, "learning_rate": 3e-3, "seed": 0}
-ADAPTER = {"max_steps": 10, "batch_size": 8, "seed": 0}
+ADAPTER = {"max_steps": 10, "batch_size": 8, "seed": 0, "lora": True}
 NO_SPLIT = {"max_steps": 4, "batch_size": 8, "seed": 0}
 
 
@@ -70,6 +70,16 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[
                     hyperparameters=hyperparameters,
                 )
             )
+        await trainer.start(
+            TrainingRequest(
+                job_key="dpo",
+                base_model=str(base),
+                method=TrainingMethod.PREFERENCE,
+                train_examples=preference_examples(TRAIN[:16]),
+                validation_examples=preference_examples(TRAIN[16:24]),
+                hyperparameters=ADAPTER,
+            )
+        )
         await trainer.close()
 
     asyncio.run(start_all())
@@ -191,3 +201,18 @@ async def test_without_a_split_only_the_final_model_is_kept(work: tuple[Path, di
     assert "local:nosplit" in local_models(work_dir)
     with pytest.raises(NotFoundError, match="keeps no checkpoint at step 2"):
         await trainer.register_checkpoint("nosplit", 2)
+
+
+@pytest.mark.asyncio
+async def test_preference_training_keeps_its_best_checkpoint_too(work: tuple[Path, dict[str, str]]) -> None:
+    work_dir, env = work
+    trainer = LocalTrainer(work_dir, env=env)
+    await _finished(trainer, "dpo")
+    events = await trainer.events("dpo")
+    assert any("reward_accuracy" in e.data for e in events)  # the rewards stream into the job
+    checkpoints = await trainer.checkpoints("dpo")
+    assert sum(c.best for c in checkpoints) == 1
+    assert all(c.valid_loss is not None for c in checkpoints)
+    assert "the best checkpoint by validation loss" in events[-1].message
+    name = await trainer.register_checkpoint("dpo", checkpoints[0].step)
+    assert (model_path(work_dir, name) / "adapter_config.json").is_file()
