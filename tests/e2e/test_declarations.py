@@ -75,6 +75,21 @@ async def test_every_command_declares_a_capability_and_where_it_is_offered(hz: R
 
 
 @pytest.mark.asyncio
+async def test_privacy_is_offered_everywhere_and_its_administrator_variant_checks_the_server(hz: RunningBot) -> None:
+    """A member's own export and forget-me work wherever they talk with the bot; ``forget`` (a member of the
+    server, by its administrators) is checked for the server and ``admin`` on the server side."""
+    [group] = [c for c in hz.app.client.registered_commands if isinstance(c, lightbulb.Group) and c.name == "privacy"]
+    assert group.contexts is not hikari.UNDEFINED
+    assert hikari.ApplicationContextType.BOT_DM in set(group.contexts)
+    hooks = {name: _capability_hooks(sub) for name, sub in group.subcommands.items()}
+    assert hooks == {
+        "forget-me": ["require_chat"],
+        "export": ["require_chat"],
+        "forget": ["require_admin_in_server"],
+    }
+
+
+@pytest.mark.asyncio
 async def test_every_custom_id_prefix_has_one_handler_with_a_capability(hz: RunningBot) -> None:
     handlers = hz.app.get(ComponentRouter).handlers
     assert set(handlers) == set(Key)

@@ -135,6 +135,13 @@ async def test_another_servers_administrator_reaches_nothing_of_this_server(hz: 
         answer = _answer(await hz.send(press))
         assert "Sydney" not in answer, (choice, answer)
         assert "gpt-" not in answer, (choice, answer)  # nor which model answered
+    for key in (Key.PRIVACY_FORGET_CONFIRM, Key.PRIVACY_FORGET_KEEP):  # this server's member, or everything of theirs
+        for scope in (GUILD_ID, 0):
+            press = in_other_guild(button(build_key(key, USER_ID, scope), reply_message, user=outsider), OTHER_GUILD)
+            answer = _answer(await hz.send(press))
+            assert "Deleted" not in answer, (key, scope, answer)
+            assert "nothing was deleted" in answer.lower(), (key, scope, answer)
+            assert "only the member" in answer.lower() or "another server" in answer, (key, scope, answer)
     for key, target in ((Key.CORRECTION_MODAL, f"{correction.reply_id}:0:7"), (Key.REVIEW_EDIT_MODAL, item.id)):
         signed = hz.app.get(ModalSigner).sign(f"{key.value}:{target}", user_id=int(outsider["user"]["id"]))
         submit = in_other_guild(modal_submit(signed, {"text": "Hijacked."}, user=outsider), OTHER_GUILD)
