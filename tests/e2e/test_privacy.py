@@ -9,8 +9,11 @@ An administrator forgets a member who left, in their server only."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
+import time
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -27,17 +30,22 @@ from hypotez.storage.models import (
     Correction,
     Dataset,
     DatasetExample,
+    EvaluationRun,
     Feedback,
+    JobExample,
     MemberPreferences,
     ReplyMessage,
     ReviewItem,
     ReviewVote,
+    TrainingJob,
     Transcript,
     TranscriptCorrection,
 )
+from hypotez.storage.repositories.privacy import BATCH
 from tests.conftest import approve_pending
 from tests.fakes.interactions import (
     ADMIN_MEMBER,
+    CHANNEL_ID,
     DEFAULT_MEMBER,
     GUILD_ID,
     USER_ID,
@@ -46,6 +54,7 @@ from tests.fakes.interactions import (
     button,
     in_other_guild,
     member_payload,
+    message_payload,
     said,
     slash,
     user_payload,
@@ -209,6 +218,12 @@ async def test_forget_me_deletes_every_row_of_the_member_and_their_examples_and_
     assert await approve_pending(hz.app) >= 6
     built = await hz.send(slash("dataset", {"name": "built"}, subcommand="build", user=ADMIN_MEMBER))
     assert "built" in said(built), said(built)
+    exported_set = await hz.send(slash("dataset", {"name": "built"}, subcommand="export", user=ADMIN_MEMBER))
+    assert _files(exported_set), said(exported_set)
+    # A version archived before she asks is kept as it is (archives are records).
+    await hz.send(slash("dataset", {"name": "old"}, subcommand="build", user=ADMIN_MEMBER))
+    archived = await hz.send(slash("dataset", {"name": "old"}, subcommand="archive", user=ADMIN_MEMBER))
+    assert "archive" in said(archived).lower(), said(archived)
     # Alice, as a curator too, decided one of Bob's items (her vote is kept, anonymised).
     async with hz.services.db.session() as session:
         bob_item = (await session.scalars(select(ReviewItem).where(ReviewItem.author_id == BOB_ID))).first()
@@ -291,6 +306,8 @@ async def test_forget_me_deletes_every_row_of_the_member_and_their_examples_and_
     assert "Trained models cannot un-learn" in answer, answer
     assert "Deleted your data" in answer
     assert "Archives (`archive/`) are kept" in answer
+    assert "`old@1`" in answer  # the archived version still holding her examples is named
+    assert "exports/" in answer  # and the export made since, not rewritten
 
     # Every row of hers is gone (the audit log kept its entries, her id replaced); Bob's are all there.
     assert await _rows_of(hz, ALICE_ID) == dict.fromkeys(alice_before, 0)
@@ -301,8 +318,10 @@ async def test_forget_me_deletes_every_row_of_the_member_and_their_examples_and_
     assert bob_after == bob_before, (bob_after, bob_before)
     # Every dataset version lost exactly her examples.
     examples_after = await _examples(hz)
+    assert alice_refs & examples_before["old@1"]
     for version, refs in examples_before.items():
-        assert examples_after.get(version, set()) == refs - alice_refs, version
+        expected = refs if version == "old@1" else refs - alice_refs
+        assert examples_after.get(version, set()) == expected, version
     assert bob_refs & examples_after["built@1"]
     assert not _audio(hz, alice_transcript).exists()
     assert _audio(hz, bob_transcript).is_file()
@@ -363,3 +382,170 @@ async def test_an_administrator_forgets_a_departed_member_in_their_server_only(h
     assert entry.guild_id == GUILD_ID
     assert entry.actor_id == int(ADMIN_MEMBER["user"]["id"])
     assert str(carol_id) not in json.dumps(entry.details) + (entry.target or "")
+
+
+@pytest.mark.asyncio
+async def test_a_long_history_is_forgotten_in_batches_without_stalling_the_bot(hz: RunningBot) -> None:
+    dana_id = 1_100_000_000_000_000_324
+    dana = member_payload(user_payload(dana_id, "dana"))
+    count = 3000
+    db = hz.services.db
+    async with db.session() as session, session.begin():
+        dataset = Dataset(guild_id=GUILD_ID, name="bulk")
+        session.add(dataset)
+        await session.flush()
+        replies = [
+            BotReply(
+                guild_id=GUILD_ID,
+                channel_id=CHANNEL_ID,
+                author_id=author,
+                backend="openai",
+                model="gpt-4o-mini",
+                prompt_messages=[{"role": "user", "content": text}],
+                content=f"Answer {n}.",
+                user_text=text,
+            )
+            for n in range(count + 1)
+            for author, text in [
+                (dana_id, f"Dana's question number {n}") if n < count else (BOB_ID, "Bob's own question")
+            ]
+        ]
+        session.add_all(replies)
+        await session.flush()
+        corrections = [
+            Correction(
+                reply_id=r.id,
+                guild_id=GUILD_ID,
+                channel_id=CHANNEL_ID,
+                author_id=r.author_id,
+                context=r.prompt_messages,
+                original_text=r.content,
+                corrected_text=f"A better answer to {r.user_text}",
+            )
+            for r in replies
+        ]
+        session.add_all(corrections)
+        await session.flush()
+        session.add_all(
+            DatasetExample(
+                dataset_id=dataset.id,
+                kind="chat",
+                origin="correction",
+                source_ref=f"correction:{c.id}",
+                messages=[*c.context, {"role": "assistant", "content": c.corrected_text}],
+                content_hash=f"{c.id:064d}",
+            )
+            for c in corrections
+        )
+        job = TrainingJob(
+            guild_id=GUILD_ID,
+            requested_by=int(ADMIN_MEMBER["user"]["id"]),
+            idempotency_key="bulk",
+            trainer="local",
+            base_model="tiny",
+            dataset_id=dataset.id,
+            status="succeeded",
+            result_model="bulk-model",
+        )
+        session.add(job)
+        await session.flush()
+        kept_texts = [*(f"Dana's question number {n}" for n in range(50)), "Bob's own question"]
+        session.add_all(
+            JobExample(job_id=job.id, split="train", position=n, record={"messages": [{"role": "user", "content": t}]})
+            for n, t in enumerate(kept_texts)
+        )
+        session.add(
+            EvaluationRun(
+                guild_id=GUILD_ID,
+                requested_by=dana_id,
+                kind="run",
+                model="bulk-model",
+                job_id=job.id,
+                cases=[{"input": "Dana's question number 7", "got": "x"}, {"input": "Bob's own question", "got": "y"}],
+            )
+        )
+        transcript = Transcript(
+            guild_id=GUILD_ID, author_id=dana_id, text="Dana speaking here.", model="tiny", audio_path="audio/1.ogg"
+        )
+        session.add(transcript)
+    recording = hz.services.data_dir.for_guild(GUILD_ID).root / "audio" / "1.ogg"
+    recording.parent.mkdir(parents=True, exist_ok=True)
+    recording.write_bytes(os.urandom(500_000))
+
+    # An export over the interaction's upload limit leaves the recording out and lists it; one that cannot fit
+    # even without it is refused with the sizes.
+    small = slash("privacy", subcommand="export", user=dana) | {"attachment_size_limit": 400_000}
+    exported = await hz.send(small)
+    [archive] = [f for f in _files(exported) if f.filename.endswith(".zip")]
+    assert len(archive.content) <= 400_000
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
+        assert not [n for n in zf.namelist() if n.startswith("audio/")]
+        assert "audio/1.ogg" in zf.read("audio-not-included.txt").decode()
+        assert len(zf.read("replies.jsonl").decode().splitlines()) == count
+    assert "1 recordings did not fit" in said(exported)
+    tiny = await hz.send(slash("privacy", subcommand="export", user=dana) | {"attachment_size_limit": 2_000})
+    assert "this reply can carry" in said(tiny)
+    assert not _files(tiny)
+
+    # The deletion: no statement carries more than a batch of ids, and the loop keeps ticking.
+    largest = 0
+
+    def watch(_conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, executemany: bool) -> None:
+        nonlocal largest
+        if not executemany and parameters is not None:
+            largest = max(largest, len(parameters))
+
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    from sqlalchemy import event
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", watch)
+    ticker = asyncio.create_task(tick())
+    started = time.perf_counter()
+    try:
+        done = await hz.send(
+            button(build_key(Key.PRIVACY_FORGET_CONFIRM, dana_id, 0), message_payload("?", author_bot=True), user=dana)
+        )
+    finally:
+        stop.set()
+        await ticker
+        event.remove(db.engine.sync_engine, "before_cursor_execute", watch)
+    took = time.perf_counter() - started
+    print(
+        f"forgot {count} replies, {count} corrections and {count} examples in {took:.2f} s; "
+        f"longest event-loop gap {max(gaps) * 1000:.0f} ms; largest statement {largest} parameters"
+    )
+    answer = said(done)
+    assert f"{count} replies of the bot to you" in answer, answer
+    assert f"`bulk@1` ({count})" in answer
+    assert f"#{job.id} (succeeded, model bulk-model)" in answer
+    assert "cannot un-learn" in answer
+    assert largest <= BATCH + 10
+    # Work done on the loop in one go would show as one gap about as long as the whole deletion (load on the
+    # machine stretches both alike).
+    assert max(gaps) < took / 2
+
+    assert await _count(hz, BotReply, BotReply.author_id == dana_id) == 0
+    assert await _count(hz, Correction, Correction.author_id == dana_id) == 0
+    assert await _count(hz, BotReply, BotReply.author_id == BOB_ID) == 1
+    async with db.session() as session:
+        refs = (
+            await session.scalars(select(DatasetExample.source_ref).where(DatasetExample.dataset_id == dataset.id))
+        ).all()
+        bob_correction = (await session.scalars(select(Correction.id).where(Correction.author_id == BOB_ID))).one()
+        records = (await session.scalars(select(JobExample.record).where(JobExample.job_id == job.id))).all()
+        run = (await session.scalars(select(EvaluationRun))).one()
+    assert refs == [f"correction:{bob_correction}"]
+    assert records == [{"messages": [{"role": "user", "content": "Bob's own question"}]}]
+    assert run.cases == [{"input": "Bob's own question", "got": "y"}]
+    assert run.requested_by == 0
+    assert not recording.exists()

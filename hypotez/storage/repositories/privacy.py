@@ -91,8 +91,8 @@ BATCH: Final = 500
 FORGOTTEN: Final = 0
 #: Texts shorter than this are too common to identify a member in training records.
 MIN_IDENTIFYING_CHARS: Final = 12
-#: A guild's exports (``hypotez.storage.files.layout.EXPORTS``), relative to its area.
-_EXPORTS = "exports"
+#: A guild's areas of files made from its data: exports and ``/test`` reports (``hypotez.storage.files.layout``).
+_MADE_FROM_DATA: Final = ("exports", "reports")
 
 
 @dataclass(frozen=True, slots=True)
@@ -698,19 +698,20 @@ def remove_audio(data_dir: DataDirectory, audio: Sequence[StoredAudio]) -> int:
 
 
 def list_exports(data_dir: DataDirectory, guilds: Iterable[int], since: dt.datetime | None) -> list[str]:
-    """Files in the guilds' ``exports/`` areas written since ``since``: they may hold the member's data.  The
-    ``archive/`` areas are not listed: archives are kept as they are."""
+    """Files in the guilds' ``exports/`` and ``reports/`` areas written since ``since``: they may hold the
+    member's data.  The ``archive/`` areas are not listed: archives are kept as they are."""
     if since is None:
         return []
     found: list[str] = []
     for guild_id in sorted(guilds):
         area = data_dir.for_guild(guild_id)
-        folder = area.root / _EXPORTS
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC) >= since:
-                found.append(f"{guild_id}/{area.relative(path)}")
+        for name in _MADE_FROM_DATA:
+            folder = area.root / name
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC) >= since:
+                    found.append(f"{guild_id}/{area.relative(path)}")
     return found
 
 
