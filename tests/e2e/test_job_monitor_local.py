@@ -16,6 +16,7 @@ pytest.importorskip("trl")
 from sqlalchemy import select
 
 from hypotez.ml.trainers._local_worker import read_json
+from hypotez.plugins._job_status import chart_points
 from hypotez.storage.models import BotReply, RegisteredModel, TrainingJob
 from tests.conftest import running_hypotez
 from tests.e2e.test_training_openai import seed_corrections
@@ -73,7 +74,10 @@ async def test_a_local_job_monitored_and_its_best_checkpoint_registered(
         final = edits[-1]
         assert final.json is not None
         assert final.json["components"] == []
-        assert [f.filename for f in final.files] == [f"loss-{job.id}.png"]  # the final chart, complete
+        uploads = [e for e in edits if e.files]
+        assert uploads
+        assert [f.filename for f in uploads[-1].files] == [f"loss-{job.id}.png"]
+        assert job.chart_points == chart_points(job)  # the chart on the message holds every point: it is complete
         fields = {f["name"]: f["value"] for f in final.json["embeds"][0]["fields"]}
         assert "Validation loss" in fields
         assert "Elapsed" in fields
