@@ -72,6 +72,8 @@ _LABELS: Final = {
     "audit_log.anonymised": "audit log entries kept with your id removed",
 }
 _LISTED: Final = 8
+#: The bot's own messages deleted from Discord at most per deletion (each is one REST call).
+_MAX_POSTS: Final = 100
 
 privacy = lightbulb.Group("privacy", "Your data here: a copy of it, or all of it deleted", **EVERYWHERE)
 
@@ -81,12 +83,29 @@ def _listed(items: list[str]) -> str:
     return shown + (f" and {len(items) - _LISTED} more" if len(items) > _LISTED else "")
 
 
-def describe_forgotten(report: ForgetReport, *, removed_audio: int, exports: list[str], whose: str) -> str:
+async def _delete_posts(rest: hikari.api.RESTClient, posts: list[tuple[int, int]]) -> int:
+    """Delete the bot's messages showing deleted data (review posts, arena matches); returns how many went.
+    One that is gone already, or that the bot may no longer reach, is left (nothing else can be done)."""
+    removed = 0
+    for channel_id, message_id in posts[:_MAX_POSTS]:
+        try:
+            await rest.delete_message(channel_id, message_id)
+        except hikari.HikariError:
+            continue
+        removed += 1
+    return removed
+
+
+def describe_forgotten(
+    report: ForgetReport, *, removed_audio: int, exports: list[str], whose: str, removed_posts: int = 0
+) -> str:
     """The answer to a confirmed deletion: what went, what remains and why, and that models cannot un-learn."""
     done = [f"{count} {_LABELS.get(table, table)}" for table, count in report.counts.items() if count]
     lines = [f"Deleted {whose} data: " + ("; ".join(done) if done else "there was nothing stored.")]
     if removed_audio:
         lines.append(f"Recordings removed from disk: {removed_audio}.")
+    if removed_posts:
+        lines.append(f"The bot's messages showing it removed (review posts, arena matches): {removed_posts}.")
     if report.datasets:
         lines.append(
             "Removed from dataset versions: "
@@ -185,6 +204,7 @@ async def confirm_forget(
     await ctx.defer(edit=True)
     report = await PrivacyRepository(db).forget(scope)
     removed = await asyncio.to_thread(remove_audio, data_dir, report.audio)
+    unposted = await _delete_posts(ctx.client.rest, report.posts)
     exports = await asyncio.to_thread(list_exports, data_dir, report.guilds, report.since)
     own = scope.guild_id is None
     await audit.record(
@@ -196,10 +216,11 @@ async def confirm_forget(
             "scope": "everywhere" if own else "server",
             "rows": {k: v for k, v in report.counts.items() if v},
             "recordings": removed,
+            "messages": unposted,
         },
     )
     whose = "your" if own else f"<@{scope.user_id}>'s (this server's)"
-    text = describe_forgotten(report, removed_audio=removed, exports=exports, whose=whose)
+    text = describe_forgotten(report, removed_audio=removed, exports=exports, whose=whose, removed_posts=unposted)
     await ctx.respond(text, components=[], edit=True, **NO_MENTIONS)
 
 

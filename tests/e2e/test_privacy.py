@@ -41,6 +41,7 @@ from hypotez.storage.models import (
     Transcript,
     TranscriptCorrection,
 )
+from hypotez.storage.repositories import ReviewRepository
 from hypotez.storage.repositories.privacy import BATCH
 from tests.conftest import approve_pending
 from tests.fakes.interactions import (
@@ -75,6 +76,7 @@ BOB_ID = 1_100_000_000_000_000_322
 ALICE = DEFAULT_MEMBER
 BOB = member_payload(user_payload(BOB_ID, "bob"))
 OTHER_GUILD = 1_100_000_000_000_000_888
+REVIEW_CHANNEL_ID = 1_100_000_000_000_000_251
 STRONG, WEAK = "gpt-4o-mini", "gpt-4.1-mini"
 
 
@@ -186,6 +188,7 @@ async def _transcript_of(hz: RunningBot, uid: int) -> Transcript:
 async def test_forget_me_deletes_every_row_of_the_member_and_their_examples_and_export_gives_them_back(
     hz: RunningBot,
 ) -> None:
+    await hz.app.get(ReviewRepository).set_policy(GUILD_ID, channel_id=REVIEW_CHANNEL_ID)
     hz.openai.reply_with(_by_model)
     started = await hz.send(
         slash(
@@ -206,7 +209,8 @@ async def test_forget_me_deletes_every_row_of_the_member_and_their_examples_and_
             "arena", {"message": "Alice wonders: biggest city?", "model_a": STRONG, "model_b": WEAK}, subcommand="start"
         )
     )
-    assert own_match.original_message is not None, said(own_match)
+    own_message = own_match.original_message
+    assert own_message is not None, said(own_match)
     alice_transcript = await _transcript_of(hz, ALICE_ID)
     bob_transcript = await _transcript_of(hz, BOB_ID)
     press = await hz.send(button(build_key(Key.TRANSCRIPT_CORRECT, alice_transcript.id), alice_shown))
@@ -231,6 +235,18 @@ async def test_forget_me_deletes_every_row_of_the_member_and_their_examples_and_
         session.add(ReviewVote(item_id=bob_item.id, curator_id=ALICE_ID, vote="approve", reason="Alice's reason"))
         await session.commit()
 
+    async with hz.services.db.session() as session:
+        posts = {
+            author: {m for m in found if m is not None}
+            for author in (ALICE_ID, BOB_ID)
+            for found in [
+                (
+                    await session.scalars(select(ReviewItem.posted_message_id).where(ReviewItem.author_id == author))
+                ).all()
+            ]
+        }
+    assert posts[ALICE_ID]
+    assert posts[BOB_ID]
     alice_before = await _rows_of(hz, ALICE_ID)
     bob_before = await _rows_of(hz, BOB_ID)
     for table in ("bot_replies", "corrections", "feedback", "review_items", "transcripts", "arena_votes"):
@@ -308,6 +324,12 @@ async def test_forget_me_deletes_every_row_of_the_member_and_their_examples_and_
     assert "Archives (`archive/`) are kept" in answer
     assert "`old@1`" in answer  # the archived version still holding her examples is named
     assert "exports/" in answer  # and the export made since, not rewritten
+    # The public message of the match she started is deleted from Discord (it showed her question).
+    assert hz.rest.calls_to("DELETE", f"/channels/{own_message['channel_id']}/messages/{own_message['id']}")
+    assert not hz.rest.calls_to("DELETE", f"/messages/{match_message['id']}")
+    # So are the review channel's posts of her items; Bob's stay.
+    deleted = {int(c.path.rsplit("/", 1)[1]) for c in hz.rest.calls_to("DELETE", f"/channels/{REVIEW_CHANNEL_ID}/")}
+    assert deleted == posts[ALICE_ID]
 
     # Every row of hers is gone (the audit log kept its entries, her id replaced); Bob's are all there.
     assert await _rows_of(hz, ALICE_ID) == dict.fromkeys(alice_before, 0)

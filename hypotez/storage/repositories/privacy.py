@@ -129,6 +129,9 @@ class ForgetReport:
     jobs: list[str] = field(default_factory=list[str])
     #: Recordings to remove from disk (after the commit).
     audio: list[StoredAudio] = field(default_factory=list[StoredAudio])
+    #: The bot's Discord messages showing what was deleted (review-channel posts, arena matches they started):
+    #: ``(channel id, message id)``, to delete from Discord after the commit.
+    posts: list[tuple[int, int]] = field(default_factory=list[tuple[int, int]])
     #: Servers their data was in, and when the oldest of it was made (for listing exports made since).
     guilds: set[int] = field(default_factory=set[int])
     since: dt.datetime | None = None
@@ -416,6 +419,13 @@ class PrivacyRepository:
                 if i is not None
             )
         for chunk in _chunks(items):
+            for channel_id, message_id in await session.execute(
+                select(ReviewItem.posted_channel_id, ReviewItem.posted_message_id).where(
+                    ReviewItem.id.in_(chunk), ReviewItem.posted_message_id.is_not(None)
+                )
+            ):
+                if channel_id is not None and message_id is not None:
+                    report.posts.append((channel_id, message_id))
             result = await session.execute(
                 delete(ReviewVote).where(ReviewVote.item_id.in_(chunk)).execution_options(synchronize_session=False)
             )
@@ -468,6 +478,13 @@ class PrivacyRepository:
                 )
                 report.counts["dataset_examples"] += _rowcount(result)
         for chunk in _chunks(owned.matches):
+            for channel_id, message_id in await session.execute(
+                select(ArenaMatch.channel_id, ArenaMatch.message_id).where(
+                    ArenaMatch.id.in_(chunk), ArenaMatch.message_id.is_not(None)
+                )
+            ):
+                if message_id is not None:
+                    report.posts.append((channel_id, message_id))
             result = await session.execute(
                 delete(ArenaVote).where(ArenaVote.match_id.in_(chunk)).execution_options(synchronize_session=False)
             )
