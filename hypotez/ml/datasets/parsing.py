@@ -344,6 +344,8 @@ def _label(value: object, default: str) -> str:
 
 def _kind_of(value: object) -> str:
     """How a JSON value that is not what was wanted is named in a problem."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true/false"
     if isinstance(value, (int, float)):

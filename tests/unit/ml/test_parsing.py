@@ -358,3 +358,138 @@ def test_other_suffixes_are_refused_before_reading(tmp_path: Path) -> None:
 def test_problems_read_with_and_without_a_source() -> None:
     assert str(Problem("a.jsonl", 3, "bad")) == "a.jsonl line 3: bad"
     assert str(Problem("", 3, "bad")) == "line 3: bad"
+
+
+# ------------------------------------------------------------------------------------------------ more edges
+
+
+def test_assistant_weights_are_kept_checked_and_refused_elsewhere(tmp_path: Path) -> None:
+    user = {"role": "user", "content": "q"}
+    parsed = _parse(
+        tmp_path,
+        "w.jsonl",
+        _jsonl(
+            {"messages": [user, {"role": "assistant", "content": "a", "weight": 0}, user,
+                          {"role": "assistant", "content": "b", "weight": 1}]},
+            {"messages": [user, {"role": "assistant", "content": "c", "weight": 1}]},
+            {"prompt": "p", "completion": "c", "context": [user, {"role": "assistant", "content": "d", "weight": 0}]},
+            {"messages": [{**user, "weight": 1}, {"role": "assistant", "content": "a"}]},
+            {"messages": [user, {"role": "assistant", "content": "a", "weight": True}]},
+            {"messages": [user, {"role": "assistant", "content": "a", "weight": 2}]},
+            {"messages": [user, {"role": "assistant", "content": "a", "weight": 0}]},
+            {"input": {"messages": [{**user, "weight": 1}]},
+             "preferred_output": [{"role": "assistant", "content": "x"}],
+             "non_preferred_output": [{"role": "assistant", "content": "y"}]},
+        ),
+    )  # fmt: skip
+    assert [[m.get("weight") for m in e.messages] for e in parsed.examples] == [
+        [None, 0, None, 1],
+        [None, 1],
+        [None, 0, None, None],
+    ]
+    assert _problems(parsed) == [
+        "w.jsonl line 4: messages: message 1 (user): `weight` applies to assistant messages only",
+        "w.jsonl line 5: messages: message 2 (assistant): `weight` must be 0 (not learned) or 1",
+        "w.jsonl line 6: messages: message 2 (assistant): `weight` must be 0 (not learned) or 1",
+        "w.jsonl line 7: every assistant message has `weight` 0: there is nothing to learn from this example",
+        "w.jsonl line 8: input messages: message 1 has a `weight`; only chat examples' messages take one",
+    ]
+
+
+def test_a_byte_order_mark_is_dropped_on_the_first_line_only(tmp_path: Path) -> None:
+    ok = json.dumps({"prompt": "p", "completion": "c"})
+    parsed = _parse(tmp_path, "b.jsonl", "\ufeff" + ok + "\n\ufeff" + ok.replace('"c"', '"d"') + "\n")
+    assert len(parsed.examples) == 1
+    assert _problems(parsed)[0].startswith("b.jsonl line 2: not valid JSON")
+    table = _parse(tmp_path, "b.csv", "\ufeffprompt,completion\nq,a\n\ufeffr,b\n")
+    assert [_turns(e)[0][1] for e in table.examples] == ["q", "\ufeffr"]
+
+
+def test_lines_keep_their_trailing_characters(tmp_path: Path) -> None:
+    parsed = _parse(tmp_path, "x.txt", "aX\tbX\r\n")
+    assert _turns(parsed.examples[0]) == [("user", "aX"), ("assistant", "bX")]
+
+
+def test_reading_goes_on_after_a_bad_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = json.dumps({"prompt": "ok", "completion": "fine"}) + "\n"
+    assert len(_parse(tmp_path, "u.jsonl", b"\xff\xfe\n" + good.encode()).examples) == 1
+    assert len(_parse(tmp_path, "u.txt", b"caf\xe9\tx\nq\ta\n").examples) == 1
+    from hypotez.ml.datasets import parsing as parsing_module
+
+    real = parsing_module.example_from_record
+
+    def fragile(record: dict[str, Any], **kwargs: Any) -> Any:
+        if record.get("prompt") == "boom":
+            raise TypeError("unhashable type: 'list'")
+        return real(record, **kwargs)
+
+    monkeypatch.setattr(parsing_module, "example_from_record", fragile)
+    with caplog.at_level("WARNING", logger=parsing_module.__name__):
+        parsed = _parse(tmp_path, "f.jsonl", json.dumps({"prompt": "boom", "completion": "x"}) + "\n" + good)
+    assert len(parsed.examples) == 1
+    [record] = [r for r in caplog.records if r.name == parsing_module.__name__]
+    assert record.getMessage() == "unforeseen problem in f.jsonl line 1"
+    assert record.exc_info is not None
+
+
+def test_deep_nesting_and_csv_errors_are_exact(tmp_path: Path) -> None:
+    assert _problems(_parse(tmp_path, "d.jsonl", "[" * 100_000 + "]" * 100_000 + "\n")) == [
+        "d.jsonl line 1: the JSON is nested too deeply"
+    ]
+    assert _problems(_parse(tmp_path, "h.csv", b"pr\xffompt,completion\nq,a\n")) == [
+        "h.csv line 1: not UTF-8 text (the rest of the file was not read)"
+    ]
+    huge = _parse(tmp_path, "f.csv", "prompt,completion\nq,a\nq," + "x" * 140_000 + "\n")
+    assert _problems(huge) == ["f.csv line 3: not valid CSV (field larger than field limit (131072))"]
+
+
+def test_chat_and_preference_examples_carry_label_origin_and_line(tmp_path: Path) -> None:
+    pair = {
+        "input": {"messages": [{"role": "user", "content": "q"}]},
+        "preferred_output": [{"role": "assistant", "content": "good"}],
+        "non_preferred_output": [{"role": "assistant", "content": "bad"}],
+    }
+    chat = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "label": "negative"}
+    parsed = _parse(tmp_path, "o.jsonl", _jsonl(chat, pair))
+    assert [(e.label, e.origin, e.source_ref) for e in parsed.examples] == [
+        ("negative", "upload", "upload:o.jsonl:1"),
+        ("positive", "upload", "upload:o.jsonl:2"),
+    ]
+
+
+@pytest.mark.parametrize("key", ["input", "preferred_output", "non_preferred_output"])
+def test_one_preference_key_alone_makes_a_preference_line(tmp_path: Path, key: str) -> None:
+    missing = "preferred_output" if key == "input" else "input"
+    assert _problems(_parse(tmp_path, "k.jsonl", _jsonl({key: []}))) == [
+        "k.jsonl line 1: a preference example needs `input`, `preferred_output` and `non_preferred_output`; "
+        f"`{missing}` is missing"
+    ]
+
+
+def test_values_named_in_problems(tmp_path: Path) -> None:
+    parsed = _parse(
+        tmp_path,
+        "v.jsonl",
+        _jsonl(
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": None}]},
+                          {"role": "assistant", "content": "a"}]},
+            {"messages": [{"role": "user", "content": "\ud800"}, {"role": "assistant", "content": "a"}]},
+            {"messages": [{"role": "r" * 30, "content": "q"}]},
+            {"messages": [{"role": "r" * 31, "content": "q"}]},
+        ),
+    )  # fmt: skip
+    assert _problems(parsed) == [
+        "v.jsonl line 1: message 1 (user): a text part's `text` must be text, not null",
+        "v.jsonl line 2: message 1 (user) holds an invalid character (an unpaired \\u surrogate escape)",
+        f"v.jsonl line 3: messages: message 1 has the role `{'r' * 30}`; use system, user or assistant",
+        f"v.jsonl line 4: messages: message 1 has the role `{'r' * 30}…`; use system, user or assistant",
+    ]
+
+
+def test_a_thousand_examples_a_chunk_by_default(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("".join(f"q{i}\ta\n" for i in range(1001)))
+    chunks = list(iter_examples(path, ParsedFile("t"), label="positive", origin="upload", max_tokens=100))
+    assert [len(c) for c in chunks] == [1000, 1]

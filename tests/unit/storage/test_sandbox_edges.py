@@ -260,6 +260,22 @@ def test_archive_names_carry_the_utc_time(tmp_path: Path, monkeypatch: pytest.Mo
     assert abs((dt.datetime.now(dt.UTC) - stamp).total_seconds()) < 60
 
 
+def test_members_are_streamed_as_zip64(area: DataDirectory) -> None:
+    """Members are written as a stream whose size is not known in advance: each local header carries the ZIP64
+    field, so a member past 2 GiB can still be written."""
+    info = area.archive_directory_sync(area.resolve_directory("datasets/run"))
+    with zipfile.ZipFile(info.path) as zf, info.path.open("rb") as raw:
+        for member in zf.infolist():
+            if member.filename == archives_module.MANIFEST:
+                continue
+            raw.seek(member.header_offset)
+            header = raw.read(30)
+            name_length = int.from_bytes(header[26:28], "little")
+            extra_length = int.from_bytes(header[28:30], "little")
+            raw.read(name_length)
+            assert raw.read(extra_length)[:2] == b"\x01\x00", member.filename  # the ZIP64 extra field's id
+
+
 def test_a_zip_is_written_under_a_partial_name(area: DataDirectory, monkeypatch: pytest.MonkeyPatch) -> None:
     real_add = archives_module._add_to_zip  # pyright: ignore[reportPrivateUsage]
     written: list[str] = []
