@@ -362,7 +362,11 @@ class PrivacyRepository:
         texts = owned.texts
         if texts:
             # Jobs given their texts without a dataset (an attachment, the corrections collected) count too.
-            candidates = (await session.scalars(select(TrainingJob).where(scope.where(TrainingJob.guild_id)))).all()
+            # Only the servers their data was in (and jobs outside any server) can hold their texts.
+            where = scope.where(TrainingJob.guild_id)
+            if scope.guild_id is None:
+                where = or_(TrainingJob.guild_id.in_(sorted(report.guilds)), TrainingJob.guild_id.is_(None))
+            candidates = (await session.scalars(select(TrainingJob).where(where))).all()
             for job in candidates:
                 if job.id in jobs:
                     continue
@@ -384,7 +388,10 @@ class PrivacyRepository:
                         delete(JobExample).where(JobExample.id.in_(chunk)).execution_options(synchronize_session=False)
                     )
                 report.counts["job_examples"] += len(doomed)
-            for run in (await session.scalars(select(EvaluationRun).where(scope.where(EvaluationRun.guild_id)))).all():
+            runs_where = scope.where(EvaluationRun.guild_id)
+            if scope.guild_id is None:
+                runs_where = or_(EvaluationRun.guild_id.in_(sorted(report.guilds)), EvaluationRun.guild_id.is_(None))
+            for run in (await session.scalars(select(EvaluationRun).where(runs_where))).all():
                 kept = [case for case in run.cases if not _mentions(case, texts)]
                 if len(kept) != len(run.cases):
                     report.counts["evaluation_cases"] += len(run.cases) - len(kept)
