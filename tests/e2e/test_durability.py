@@ -57,7 +57,8 @@ async def _stored_replies(bot: BotProcess, openai: FakeOpenAI, count: int) -> li
         openai.reply_with(f"Answer number {n}.")
         asked = await bot.client.send(slash("chat", {"message": f"Question {n}?"}))
         await asked.wait_for_followups(timeout=30)
-        await bot.rest.wait_for(lambda a=asked: f"Answer number {n}." in str(a.content), timeout=30)
+        answer = f"Answer number {n}."
+        await bot.rest.wait_for(lambda a=asked, t=answer: t in str(a.content), timeout=30)
         message = asked.original_message
         assert message is not None, said(asked)
         messages.append(message)
@@ -177,3 +178,31 @@ async def test_nothing_acknowledged_is_lost_when_the_process_is_killed(
 
 def _user_id(n: int) -> int:
     return 1_100_000_000_000_010_000 + n
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_stop_signal_lets_the_chat_in_flight_answer_and_exits_cleanly(
+    tmp_path: Path, openai_fake: FakeOpenAI, discord: FakeDiscordREST, sig: signal.Signals
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'hypotez.db'}"
+    bot = BotProcess(tmp_path, discord, database_url=url, openai_base_url=openai_fake.base_url)
+    try:
+        await bot.start()
+        openai_fake.reply_with("A slow but complete answer.")
+        openai_fake.delay_next(4.0, path_contains="chat/completions")
+        asked = await bot.client.send(slash("chat", {"message": "Take your time?"}))
+        async with asyncio.timeout(60):  # the model is being asked when the signal comes
+            while not any("chat/completions" in r.path for r in openai_fake.requests):  # noqa: ASYNC110 - the stand-in has no event for it
+                await asyncio.sleep(0.05)
+        started = asyncio.get_running_loop().time()
+        status = await bot.stop(sig, EXIT_BOUND)
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        await bot.close()
+    assert status == 0, bot.output
+    assert took < EXIT_BOUND
+    answer = said(asked)
+    assert "A slow but complete answer." in answer or "restarting" in answer, answer
+    assert "Traceback" not in bot.output, bot.output
+    assert "ERROR" not in bot.output, bot.output

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import sys
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from tests.fakes.botkit import public_key_hex
 from tests.fakes.interactions import InteractionClient, ping
 
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Mapping
     from pathlib import Path
 
