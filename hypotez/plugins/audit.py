@@ -42,6 +42,7 @@ _ACTION = re.compile(r"[a-z0-9_.]{1,40}")
 
 #: Actions in words; an action not listed is shown by its name.
 ACTIONS: Final = {
+    "arena.start": "started an arena match",
     "archive.create": "made an archive",
     "archive.get": "downloaded an archive",
     "capability.grant": "granted a capability",
@@ -70,6 +71,15 @@ ACTIONS: Final = {
     "vocabulary.add": "added a vocabulary term",
     "vocabulary.remove": "removed a vocabulary term",
     "voice.settings": "changed the voice settings",
+    "dataset.upload": "uploaded a dataset",
+    "dataset.upload.rejected": "tried to upload a dataset that was refused",
+    "dataset.select": "imported a dataset from the data directory",
+    "dataset.select.rejected": "tried to import a dataset that was refused",
+    "job.checkpoint.register": "registered a checkpoint as a model",
+    "privacy.export": "exported a member's data",
+    "privacy.forget": "deleted a member's data",
+    "voice.join": "brought the bot into a voice channel",
+    "voice.leave": "made the bot leave a voice channel",
 }
 
 
