@@ -273,8 +273,12 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
     )
 
 
+#: Seconds a shutdown waits for the transcriptions admitted before it; the rest are answered "send it again".
+TRANSCRIPTION_GRACE_S = 20.0
+
+
 async def _close_transcriber(transcriber: Transcriber) -> None:
-    transcriber.close()
+    await transcriber.aclose(TRANSCRIPTION_GRACE_S)
 
 
 async def _close_port(port: VoicePort) -> None:

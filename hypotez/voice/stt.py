@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hypotez.errors import ConfigError, InvalidInputError
+from hypotez.errors import ConfigError, HypotezError, InvalidInputError
 from hypotez.voice import audio as audio_mod
 from hypotez.voice.audio import SAMPLE_RATE, SilentAudioError
 
@@ -46,6 +46,7 @@ __all__ = [
     "Segment",
     "Transcriber",
     "TranscriberBusyError",
+    "TranscriberStoppedError",
     "Transcription",
 ]
 
@@ -140,6 +141,13 @@ class TranscriberBusyError(InvalidInputError):
         self.retry_after_s = retry_after_s
 
 
+class TranscriberStoppedError(HypotezError):
+    """The bot is shutting down: a recording not finished within the grace period is answered, never dropped."""
+
+    def __init__(self) -> None:
+        super().__init__("The bot restarted before finishing your transcription; send it again.")
+
+
 def _bounded(text: str | None) -> str | None:
     if text is None:
         return None
@@ -225,6 +233,8 @@ class Transcriber:
         # (audio seconds, work seconds) of recent recordings, for the real-time factor.
         self._callbacks: set[asyncio.Future[Any]] = set()  # awaitable progress callbacks still running
         self._recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=20)
+        self._stopping = False
+        self._waiting: set[asyncio.Task[Any]] = set()  # the tasks awaiting a transcription (for shutdown)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Transcriber:
@@ -282,7 +292,26 @@ class Transcriber:
 
     def close(self) -> None:
         """Stop the worker threads once the running recordings are done."""
+        self._stopping = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self, grace_s: float = 20.0) -> None:
+        """Shut down without dropping anyone: refuse new recordings, let those admitted finish for at most
+        ``grace_s`` seconds, then stop the rest; their callers get :class:`TranscriberStoppedError` (a "send it
+        again" for the member), and are given a moment to say so before the worker threads stop."""
+        self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        waiting = {task for task in self._waiting if not task.done()}
+        if waiting:
+            await asyncio.wait(waiting, timeout=grace_s)
+        with self._jobs_lock:
+            for job in self._jobs:
+                job.cancelled.set()  # a running one stops at its next segment, a queued one never starts
+        still = {task for task in self._waiting if not task.done()}
+        if still:
+            await asyncio.wait(still, timeout=max(5.0, deadline - loop.time()))
+        self.close()
 
     def _multilingual(self) -> bool:
         if self._model is not None:
@@ -317,6 +346,12 @@ class Transcriber:
             for job in self._jobs
         )
         return remaining * self._real_time_factor() / self.workers
+
+    @property
+    def admitted(self) -> int:
+        """Recordings admitted and not finished: running and queued."""
+        with self._jobs_lock:
+            return len(self._jobs)
 
     def estimated_wait_s(self) -> float:
         """Seconds until a recording sent now would start, from the measured speed of recent recordings."""
@@ -356,6 +391,8 @@ class Transcriber:
         :class:`TranscriberBusyError` at once when the queue is full, and the :mod:`hypotez.voice.audio` errors
         for audio that is undecodable, too long or silent.
         """
+        if self._stopping:
+            raise TranscriberStoppedError
         job = self._admit()
         loop = asyncio.get_running_loop()
         report: Callable[[Progress], None] | None = None
@@ -384,6 +421,9 @@ class Transcriber:
         except BaseException:
             self._release(job)
             raise
+        task = asyncio.current_task()
+        if task is not None:
+            self._waiting.add(task)
         try:
             return await future
         except asyncio.CancelledError:
@@ -394,7 +434,13 @@ class Transcriber:
                 started = job.running
             if not started:
                 self._release(job)
+            if self._stopping and (task is None or not task.cancelling()):
+                # Stopped by the shutdown, not by the caller: the member hears it instead of nothing.
+                raise TranscriberStoppedError from None
             raise
+        finally:
+            if task is not None:
+                self._waiting.discard(task)
 
     def _run(self, job: _Job, request: _Request) -> Transcription:
         try:

@@ -15,14 +15,26 @@ from sqlalchemy import select
 
 from hypotez.storage import Database
 from hypotez.storage.models import BotReply, Correction, Feedback
+from hypotez.voice.stt import Transcriber, TranscriberStoppedError
+from tests.conftest import running_hypotez
 from tests.fakes.bot_process import BotProcess
 from tests.fakes.discord_rest import FakeDiscordREST
-from tests.fakes.interactions import InteractionResult, button, member_payload, said, slash, user_payload
+from tests.fakes.interactions import (
+    Attachment,
+    InteractionResult,
+    button,
+    member_payload,
+    said,
+    slash,
+    user_payload,
+)
+from tests.fixtures.audio import SENTENCE_WORDS, VOICE_MP3
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
     from pathlib import Path
 
+    from hypotez.config import Settings
     from tests.fakes.openai_api import FakeOpenAI
 
 #: What the bot tells a member once their correction or rating is stored.
@@ -206,3 +218,39 @@ async def test_a_stop_signal_lets_the_chat_in_flight_answer_and_exits_cleanly(
     assert "A slow but complete answer." in answer or "restarting" in answer, answer
     assert "Traceback" not in bot.output, bot.output
     assert "ERROR" not in bot.output, bot.output
+
+
+#: What a member whose transcription was stopped by a shutdown is told.
+_SEND_AGAIN = "The bot restarted before finishing your transcription; send it again."
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("grace_s", [0.0, 60.0], ids=["no-grace", "grace"])
+async def test_transcriptions_in_flight_at_shutdown_finish_or_are_answered(
+    bot_settings: Settings, openai_fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, grace_s: float
+) -> None:
+    """Three recordings for one whisper worker when the bot stops: within the grace period they finish; past it,
+    the running one and the queued ones are each answered "send it again" — none is left without an answer."""
+    monkeypatch.setattr("hypotez.app.TRANSCRIPTION_GRACE_S", grace_s)
+    settings = bot_settings.model_copy(update={"whisper_workers": 1, "whisper_queue": 8})
+    async with running_hypotez(settings, openai_fake) as hz:
+        transcriber = hz.app.get(Transcriber)
+        results: list[InteractionResult] = []
+        for n in range(3):
+            upload = hz.rest.host(Attachment(f"meeting{n}.mp3", VOICE_MP3.read_bytes(), content_type="audio/mpeg"))
+            results.append(await hz.send(slash("transcribe", {"file": upload}, attachments=[upload]), settle=False))
+        async with asyncio.timeout(60):  # all three downloaded and waiting for (or on) the worker
+            while transcriber.admitted < 3:  # noqa: ASYNC110 - the transcriber has no event for it
+                await asyncio.sleep(0.02)
+        await hz.app.close()  # what the shutdown runs: every service's teardown, the transcriber's included
+        await hz.settle(60)
+        answers = [said(result) for result in results]
+        with pytest.raises(TranscriberStoppedError, match="send it again"):  # and no new recording is taken
+            await transcriber.transcribe(VOICE_MP3.read_bytes())
+    transcribed = [a for a in answers if all(word in a.lower() for word in SENTENCE_WORDS)]
+    told_again = [a for a in answers if _SEND_AGAIN in a]
+    assert len(transcribed) + len(told_again) == 3, answers  # nobody silently dropped
+    if grace_s:
+        assert len(transcribed) == 3, answers
+    else:
+        assert len(told_again) >= 2, answers  # at least the queued ones never started
