@@ -14,12 +14,13 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from hypotez.storage import Database
-from hypotez.storage.models import BotReply, Correction, Feedback
+from hypotez.storage.models import BotReply, Correction, Feedback, ReviewItem
 from hypotez.voice.stt import Transcriber, TranscriberStoppedError
 from tests.conftest import running_hypotez
 from tests.fakes.bot_process import BotProcess
 from tests.fakes.discord_rest import FakeDiscordREST
 from tests.fakes.interactions import (
+    ADMIN_MEMBER,
     Attachment,
     InteractionResult,
     button,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from tests.fakes.openai_api import FakeOpenAI
 
 #: What the bot tells a member once their correction or rating is stored.
-_SUCCESS = {"correction": "Correction saved", "rating": "Thanks for the 👍"}
+_SUCCESS = {"correction": "Correction saved", "rating": "Thanks for the 👍", "approval": "You approved #"}
 
 #: Seconds a stopped process may take to exit (it finishes what runs first; CI machines are loaded).
 EXIT_BOUND = 45.0
@@ -85,6 +86,17 @@ async def test_nothing_acknowledged_is_lost_when_the_process_is_killed(
     try:
         await bot.start()
         replies = await _stored_replies(bot, openai_fake, 2)
+        # Corrections waiting for review, for a curator to approve during the burst.
+        for n in range(500, 506):
+            pending = {"message_id": str(replies[0]["id"]), "correction": f"Waiting for review {n}."}
+            saved = await bot.client.send(slash("correct", pending, user=_member(n)))
+            await discord.wait_for(lambda r=saved: _SUCCESS["correction"] in said(r), timeout=30)
+        review = await bot.client.send(slash("review", subcommand="next", user=ADMIN_MEMBER))
+        await discord.wait_for(lambda: "Review #" in said(review), timeout=30)
+        review_message = review.original_message
+        assert review_message is not None
+        item_ids = await _pending_items(database_url)
+        assert len(item_ids) == 6
 
         # The burst: each member corrects one reply with /correct and presses 👍 under the other.
         sent: list[tuple[str, int, int, dict[str, Any]]] = []  # (kind, member, reply index, payload)
@@ -100,7 +112,7 @@ async def test_nothing_acknowledged_is_lost_when_the_process_is_killed(
             return sum(_SUCCESS[k] in told(p) for k, _, _, p in sent if k == kind)
 
         def acknowledgements() -> int:
-            return acknowledged("correction") + acknowledged("rating")
+            return sum(acknowledged(kind) for kind in _SUCCESS)
 
         async def deliver(payload: dict[str, Any]) -> None:
             try:
@@ -109,8 +121,11 @@ async def test_nothing_acknowledged_is_lost_when_the_process_is_killed(
                 return
 
         async def kill_mid_burst() -> None:
-            # Once both kinds were acknowledged a few times each (buttons are answered faster than commands).
-            await discord.wait_for(lambda: min(acknowledged("correction"), acknowledged("rating")) >= 4, timeout=120)
+            # Once every kind was acknowledged at least once (buttons are answered faster than commands).
+            await discord.wait_for(
+                lambda: min(acknowledged("correction"), acknowledged("rating")) >= 4 and acknowledged("approval") >= 1,
+                timeout=120,
+            )
             assert bot.process is not None
             bot.process.kill()  # SIGKILL
             in_flight_at_kill.append(sum(not t.done() for t in tasks))
@@ -121,7 +136,10 @@ async def test_nothing_acknowledged_is_lost_when_the_process_is_killed(
                 break
             member = _member(n)
             target = n % 2
-            if n % 3 == 2:
+            if n % 5 == 4 and item_ids:
+                target = item_ids.pop()
+                kind, payload = "approval", button(f"hz.ra:{target}", review_message, user=ADMIN_MEMBER)
+            elif n % 3 == 2:
                 kind, payload = "rating", button("hz.up", replies[target], user=member)
             else:
                 kind = "correction"
@@ -145,8 +163,13 @@ async def test_nothing_acknowledged_is_lost_when_the_process_is_killed(
         # What the members were told, by the HTTP answer or by what reached Discord before the kill.
         acked_corrections: set[tuple[int, str]] = set()
         acked_ratings: set[tuple[int, int]] = set()
+        acked_approvals: set[int] = set()
         for kind, n, target, payload in sent:
             text = told(payload)
+            if kind == "approval":
+                if _SUCCESS[kind] in text:
+                    acked_approvals.add(target)
+                continue
             reply_id = int(replies[target]["id"])
             if kind == "correction" and _SUCCESS[kind] in text:
                 acked_corrections.add((_user_id(n), f"Corrected by member {n}."))
@@ -154,6 +177,7 @@ async def test_nothing_acknowledged_is_lost_when_the_process_is_killed(
                 acked_ratings.add((_user_id(n), reply_id))
         assert acked_corrections
         assert acked_ratings
+        assert acked_approvals
 
         # Restarted on the same database: it serves again, and every acknowledged row is there.
         restarted = BotProcess(
@@ -173,6 +197,7 @@ async def test_nothing_acknowledged_is_lost_when_the_process_is_killed(
     try:
         async with db.session() as session:
             corrections = {(c.author_id, c.corrected_text) for c in (await session.scalars(select(Correction))).all()}
+            approved = set((await session.scalars(select(ReviewItem.id).where(ReviewItem.status == "approved"))).all())
             thumbs = list((await session.scalars(select(Feedback).where(Feedback.kind == "thumbs"))).all())
             reply_messages = {
                 int(m.id): int(m.message_id)
@@ -184,8 +209,18 @@ async def test_nothing_acknowledged_is_lost_when_the_process_is_killed(
     ratings = {(f.author_id, reply_messages[f.reply_id]) for f in thumbs if f.reply_id is not None}
     assert acked_corrections <= corrections, acked_corrections - corrections
     assert acked_ratings <= ratings, acked_ratings - ratings
+    assert acked_approvals <= approved, acked_approvals - approved
     assert (_user_id(999), int(replies[0]["id"])) in ratings
     assert len(thumbs) == len({(f.author_id, f.reply_id) for f in thumbs})  # nothing doubled by the restart
+
+
+async def _pending_items(database_url: str) -> list[int]:
+    db = Database(database_url)
+    try:
+        async with db.session() as session:
+            return list((await session.scalars(select(ReviewItem.id).where(ReviewItem.status == "pending"))).all())
+    finally:
+        await db.close()
 
 
 def _user_id(n: int) -> int:
