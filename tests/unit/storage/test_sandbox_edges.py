@@ -107,7 +107,11 @@ def test_the_database_named_by_the_settings_is_hidden(tmp_path: Path, settings: 
         with pytest.raises(InvalidInputError, match="is not served"):
             directory.resolve_file(f"bot.db{suffix}", limit=100)
     # Elsewhere than SQLite (or in memory) no file of the data directory is the database.
-    for url in ("postgresql+asyncpg://u@h/bot.db", "sqlite+aiosqlite:///:memory:"):
+    for url in (
+        f"postgresql+asyncpg://u@h/{data}/bot.db",
+        "postgresql+asyncpg://u@h/bot.db",
+        "sqlite+aiosqlite:///:memory:",
+    ):
         other = DataDirectory.from_settings(
             settings.model_copy(update={"data_dir": data, "database_url": SecretStr(url)})
         )
@@ -163,8 +167,11 @@ def test_archiving_takes_every_file_past_the_scan_limit(area: DataDirectory) -> 
     run = area.root / "datasets" / "run"
     for index in range(SCAN_LIMIT):
         (run / f"e{index:05}").touch()
+    (run / "zz").mkdir()
+    (run / "zz" / "last.txt").write_text("looked at after SCAN_LIMIT entries")
     info = area.archive_directory_sync(area.resolve_directory("datasets/run"))
-    assert len(info.files) == SCAN_LIMIT + 2
+    assert len(info.files) == SCAN_LIMIT + 3
+    assert "zz/last.txt" in {f.path for f in info.files}
     assert info.kept == []
 
 
@@ -240,8 +247,9 @@ def test_archives_in_the_same_second_get_the_next_free_number(tmp_path: Path) ->
         (folder / f"{base}.zip").touch()
         (folder / f"{base}-2.zip.partial").touch()  # being written by another archive
         (folder / f"{base}-3.zip").touch()
+        (folder / f"{base}-4.zip").touch()
     path = archives_module._new_archive_path(folder, "stem")  # pyright: ignore[reportPrivateUsage]
-    assert path.name.endswith("-4.zip")
+    assert path.name.endswith("-5.zip")
     (tmp_path / "fresh").mkdir()
     fallback = archives_module._new_archive_path(tmp_path / "fresh" / "a" / "b", "...")  # pyright: ignore[reportPrivateUsage]
     assert fallback.parent.is_dir()
