@@ -40,13 +40,19 @@ def fingerprint(examples: list[dict[str, Any]]) -> str:
 async def load_training_data(
     datasets: DatasetRepository, *, guild_id: int | None, name: str, method: TrainingMethod
 ) -> TrainingData:
-    """Dataset ``name`` (or ``name@version``) of a server, as records for ``method``; refused when empty."""
+    """Dataset ``name`` (or ``name@version``) of a server, as records for ``method``; refused when empty.
+
+    Supervised training takes the chat examples (and the preferred side of every pair); ``preference`` and
+    ``supervised+preference`` take the preference pairs: an approved correction is one (preferred: the
+    correction, rejected: the reply it corrects), and so is a positive and a negative answer to the same
+    conversation.  ``supervised+preference`` trains its supervised stage on the pairs' preferred replies.
+    """
     dataset = await datasets.resolve(guild_id or 0, name)
-    examples = await load_examples(datasets, dataset.id, method.value)
+    examples = await load_examples(datasets, dataset.id, method.examples)
     if not examples:
         raise InvalidInputError(
             f"Dataset `{name}` has no examples usable for {method.value} training "
-            + ("(chat examples)." if method.value == "supervised" else "(preference pairs).")
+            + ("(chat examples)." if method.examples == "supervised" else "(preference pairs).")
         )
     return TrainingData(dataset, examples)
 

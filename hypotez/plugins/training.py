@@ -15,6 +15,15 @@ from hypotez.config import Capability, Settings
 from hypotez.errors import InvalidInputError, NotFoundError
 from hypotez.ml.assistant import Assistant
 from hypotez.ml.datasets import SUPPORTED_SUFFIXES, DatasetCatalog, split_examples
+from hypotez.ml.hyperparameters import (
+    DataFacts,
+    Hyperparameters,
+    ModelFacts,
+    TrainerOptions,
+    options_for,
+    read_model_facts,
+    resolve,
+)
 from hypotez.ml.jobs import JobSpec, JobTracker, LocalLimits, queue_position
 from hypotez.ml.local_models import LocalModels
 from hypotez.ml.trainers.base import TrainingMethod, TrainingRequest
@@ -57,36 +66,62 @@ class Train(
     base_model = lightbulb.string("base_model", "Model to start from", default=None, max_length=300)
     method = lightbulb.string(
         "method",
-        "supervised (chat examples) or preference (DPO pairs)",
-        choices=[lightbulb.Choice("supervised", "supervised"), lightbulb.Choice("preference", "preference")],
+        "supervised (chat examples), preference (DPO pairs), or supervised then DPO on the pairs",
+        choices=[
+            lightbulb.Choice("supervised", "supervised"),
+            lightbulb.Choice("preference", "preference"),
+            lightbulb.Choice("supervised+preference (local)", "supervised+preference"),
+        ],
         default="supervised",
     )
-    epochs = lightbulb.integer("epochs", "Passes over the data", default=None, min_value=1, max_value=50)
-    learning_rate = lightbulb.number(
-        "learning_rate", "local: learning rate; openai: learning-rate multiplier", default=None, min_value=0
+    # The hyperparameters: each is "auto" unless given, and maps by name onto the trainer's declared options
+    # (hypotez.ml.hyperparameters); one the trainer does not take is refused with where it applies.
+    epochs = lightbulb.number(
+        "epochs", "Passes over the data (default: auto)", default=None, min_value=0.01, max_value=1000
     )
-    batch_size = lightbulb.integer("batch_size", "Examples per step", default=None, min_value=1, max_value=256)
+    learning_rate = lightbulb.number(
+        "learning_rate",
+        "local: learning rate; openai: learning-rate multiplier (default: auto)",
+        default=None,
+        min_value=0,
+    )
+    batch_size = lightbulb.integer(
+        "batch_size", "Examples per step (default: auto)", default=None, min_value=1, max_value=256
+    )
     max_steps = lightbulb.integer("max_steps", "local: stop after this many steps", default=None, min_value=1)
-    lora = lightbulb.boolean("lora", "local: train a LoRA adapter (default) instead of every weight", default=None)
+    lora = lightbulb.boolean(
+        "lora", "local: a LoRA adapter (true) or every weight (false); default: auto, by model size", default=None
+    )
+    lora_rank = lightbulb.integer(
+        "lora_rank", "local: the LoRA adapter's rank (default: auto)", default=None, min_value=1, max_value=1024
+    )
+    beta = lightbulb.number(
+        "beta",
+        "Preference training: how close DPO stays to its reference (default: auto, 0.1)",
+        default=None,
+        min_value=0,
+    )
     validation = lightbulb.number(
         "validation", "Share of examples held out for validation (0-0.5)", default=0.0, min_value=0, max_value=0.5
     )
     suffix = lightbulb.string("suffix", "A name for the resulting model", default=None, max_length=40)
 
-    def _hyperparameters(self) -> dict[str, object]:
-        hp: dict[str, object] = {}
-        if self.epochs is not None:
-            hp["epochs"] = self.epochs
-        if self.batch_size is not None:
-            hp["batch_size"] = self.batch_size
-        if self.learning_rate is not None:
-            hp["learning_rate_multiplier" if self.trainer == "openai" else "learning_rate"] = self.learning_rate
-        if self.trainer == "local":
-            if self.max_steps is not None:
-                hp["max_steps"] = self.max_steps
-            if self.lora is not None:
-                hp["lora"] = self.lora
-        return hp
+    def _options(self, method: TrainingMethod) -> TrainerOptions:
+        """The slash options given, as the trainer's declared options (by name)."""
+        given = {
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "max_steps": self.max_steps,
+            "lora": self.lora,
+            "lora_rank": self.lora_rank,
+            "beta": self.beta,
+        }
+        if self.trainer == "openai" and isinstance(self.epochs, float):
+            if not self.epochs.is_integer():
+                raise InvalidInputError("OpenAI trains whole epochs: give `epochs` as a whole number.")
+            given["epochs"] = int(self.epochs)
+        return options_for(self.trainer, given, method=method.value)
 
     @lightbulb.invoke
     async def invoke(
@@ -106,6 +141,13 @@ class Train(
     ) -> None:
         method = TrainingMethod(self.method)
         jobs.trainer(self.trainer)  # an unavailable trainer is refused before any work
+        if method is TrainingMethod.SUPERVISED_PREFERENCE and self.trainer == "openai":
+            raise InvalidInputError(
+                "`method:supervised+preference` runs on the local trainer. With OpenAI, train `method:supervised`, "
+                "then `method:preference` with `base_model:` the fine-tuned model (OpenAI's DPO compares with the "
+                "model it starts from)."
+            )
+        options = self._options(method)
         base_model = self.base_model or settings.default_base_model(self.trainer)
         # What the trainer loads: a local model's directory; a hub or OpenAI name as it is.
         load_from = local_models.base_model_for_training(base_model) if self.trainer == "local" else base_model
@@ -124,12 +166,25 @@ class Train(
         validate_for(self.trainer, train)
         if not ctx.initial_response_sent.is_set():
             await ctx.defer(ephemeral=True)
-        hyperparameters = self._hyperparameters()
+        # Every "auto" decided now, from the data and the base model's config.json (no weights loaded): shown
+        # in the reply, stored with the job, and used by the trainer exactly.
+        model = (
+            await asyncio.to_thread(read_model_facts, load_from, shown=base_model)
+            if self.trainer == "local"
+            else ModelFacts(base_model)
+        )
+        plan = resolve(
+            options,
+            method=method.value,
+            data=await asyncio.to_thread(DataFacts.of, train),
+            model=model,
+            reference=base_model,
+        )
         spec = JobSpec(
             trainer=self.trainer,
             base_model=base_model,
             method=method.value,
-            hyperparameters={**hyperparameters, "validation": self.validation},
+            hyperparameters={**plan.stored(), "validation": self.validation},
             data_fingerprint=data.fingerprint,
             guild_id=caller.guild_id,
             requested_by=caller.user_id,
@@ -145,7 +200,7 @@ class Train(
                 method=method,
                 train_examples=train,
                 validation_examples=valid,
-                hyperparameters=hyperparameters,
+                hyperparameters=plan.values,
                 suffix=self.suffix,
             )
 
@@ -190,9 +245,21 @@ class Train(
                 ". Its status message below updates as it runs."
                 if status_message is not None
                 else ". I cannot post in this channel, so follow it with `/jobs status`."
-            ),
+            )
+            + "\n"
+            + _fitted(plan),
             ephemeral=True,
         )
+
+
+#: Room left in a 2,000-character reply for the hyperparameters after the sentence about the job.
+_PLAN_CHARS = 1500
+
+
+def _fitted(plan: Hyperparameters) -> str:
+    """The hyperparameters for the reply; without the reasons when they would not fit in one message."""
+    shown = plan.describe()
+    return shown if len(shown) <= _PLAN_CHARS else plan.describe(reasons=False)[:_PLAN_CHARS]
 
 
 #: A Hugging Face hub id: ``name`` or ``organisation/name`` (never a path).

@@ -377,7 +377,8 @@ class TrainingJob(Base):
     trainer: Mapped[str] = mapped_column(String(30))
     external_id: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(30), default="pending", index=True)
-    method: Mapped[str] = mapped_column(String(20), default="supervised")
+    #: supervised, preference or supervised+preference.
+    method: Mapped[str] = mapped_column(String(32), default="supervised")
     base_model: Mapped[str] = mapped_column(String(300))
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     hyperparameters: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -2,7 +2,9 @@
 dataset, a local model trains on it, the bot switches to it, and ``/test`` shows it learned.
 
 ~50 corrections of a synthetic task (code words of made-up names) on which a tiny untrained model scores
-near zero; a full fine-tune with TRL must reach at least 90% exact match.
+near zero; ``/train`` with no hyperparameters at all must reach at least 90% exact match: the automatic
+choices (full fine-tuning for so small a model, the passes and the rate for its size) are shown before it
+starts and stored with the job.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ pytest.importorskip("trl")
 
 from tests.conftest import running_hypotez
 from tests.fakes.interactions import ADMIN_MEMBER, Attachment, button, slash
-from tests.fakes.tiny_model import LOOP_HYPERPARAMETERS, make_tiny_model, synthetic_task
+from tests.fakes.tiny_model import make_tiny_model, synthetic_task
 
 if TYPE_CHECKING:
     from hypotez.config import Settings
@@ -103,21 +105,15 @@ async def test_corrections_train_a_model_that_learns(bot_settings: Settings, ope
         started = time.perf_counter()
         launched = await hz.send(
             slash(
-                "train",
-                {
-                    "dataset": "corrections",
-                    "trainer": "local",
-                    "base_model": "local:tiny",
-                    "method": "supervised",
-                    "lora": LOOP_HYPERPARAMETERS["lora"],
-                    "max_steps": LOOP_HYPERPARAMETERS["max_steps"],
-                    "batch_size": LOOP_HYPERPARAMETERS["batch_size"],
-                    "learning_rate": LOOP_HYPERPARAMETERS["learning_rate"],
-                },
-                user=ADMIN_MEMBER,
+                "train", {"dataset": "corrections", "trainer": "local", "base_model": "local:tiny"}, user=ADMIN_MEMBER
             )
         )
-        assert any("started on `local:tiny` with 50 examples" in str(c.json) for c in launched.followups)
+        [reply] = [str((c.json or {}).get("content")) for c in launched.followups if "started on" in str(c.json)]
+        assert "started on `local:tiny` with 50 examples" in reply
+        # What was chosen, and why, before it runs: full fine-tuning for a model this small.
+        assert "`lora` = false (auto: full fine-tuning" in reply, reply
+        assert "`epochs` = 100 (auto:" in reply, reply
+        assert len(reply) <= 2000
         job = None
         for _ in range(1500):  # up to about 12 minutes on a loaded machine
             await hz.services.jobs.poll_once()
@@ -129,12 +125,21 @@ async def test_corrections_train_a_model_that_learns(bot_settings: Settings, ope
         assert job.status == "succeeded", job.error
         trained_in = time.perf_counter() - started
         assert job.result_model == "local:job-1"
+        # Stored with the job: every value the worker used, and which were chosen automatically.
+        assert job.hyperparameters["lora"] is False
+        assert {"lora", "epochs", "learning_rate", "batch_size"} <= set(job.hyperparameters["auto"])
+        train_seconds = next(
+            e.data["train_seconds"] for e in await hz.services.jobs.events(1) if "train_seconds" in e.data
+        )
         assert job.metrics["loss"][-1][1] < job.metrics["loss"][0][1]
 
         switched = await hz.send(slash("model", {"name": "local:job-1"}, subcommand="use", user=ADMIN_MEMBER))
         assert any("now talks with `local:job-1`" in str(c.json) for c in switched.followups)
         after = await _accuracy(hz, None)  # the active model
-        print(f"\nloop: exact match {before:.0%} -> {after:.0%}; training job took {trained_in:.1f} s")
+        print(
+            f"\nloop: exact match {before:.0%} -> {after:.0%} with {job.hyperparameters}; "
+            f"training {train_seconds:.1f} s, the job {trained_in:.1f} s"
+        )
         assert after >= 0.9
 
         # And the bot now answers members with it.

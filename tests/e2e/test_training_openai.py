@@ -95,7 +95,13 @@ async def test_openai_lifecycle_through_discord(hz: RunningBot) -> None:
     [create] = [r for r in hz.openai.requests if r.method == "POST" and r.path == "/v1/fine_tuning/jobs"]
     assert create.json is not None
     assert create.json["training_file"] == file_id
-    assert create.json["method"] == {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}}
+    # OpenAI's own method object: what was given, "auto" for the rest (OpenAI decides).
+    assert create.json["method"] == {
+        "type": "supervised",
+        "supervised": {"hyperparameters": {"n_epochs": 2, "batch_size": "auto", "learning_rate_multiplier": "auto"}},
+    }
+    assert "`n_epochs` = 2 (given)" in reply
+    assert "`batch_size` = auto (auto" in reply
     assert create.json["suffix"] == "arith"
     _ = upload
 
@@ -280,6 +286,23 @@ async def test_forbidden_fine_tuning_names_the_local_trainer(hz: RunningBot) -> 
     job = await _job(hz.services)
     assert job.status == "failed"
     assert _status_posts(hz) == []
+
+
+@pytest.mark.asyncio
+async def test_options_the_trainer_does_not_take_are_refused_before_upload(hz: RunningBot) -> None:
+    await seed_corrections(hz.services, 12)
+    base = {"dataset": "corrections", "trainer": "openai"}
+    for options, message in (
+        ({"max_steps": 5}, "`max_steps` applies to the local trainer only."),
+        ({"lora": False}, "`lora` applies to the local trainer only."),
+        ({"beta": 0.2}, "`beta` applies to preference training only"),
+        ({"method": "supervised+preference"}, "`method:supervised+preference` runs on the local trainer"),
+        ({"epochs": 2.5}, "OpenAI trains whole epochs"),
+    ):
+        result = await hz.send(slash("train", {**base, **options}, user=ADMIN_MEMBER))
+        assert message in str(result.content), (options, result.content)
+    assert hz.openai.files == {}
+    assert hz.openai.jobs == {}
 
 
 @pytest.mark.asyncio

@@ -12,6 +12,7 @@ imported only in the child, so this module is cheap to import from the bot.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import importlib
@@ -25,6 +26,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+
+from hypotez.ml.hyperparameters import LocalSettings
 
 __all__ = [
     "EXTRA_HINT",
@@ -45,6 +48,8 @@ LOCAL_EXTRA_MODULES = ("torch", "transformers", "trl", "peft", "datasets", "acce
 EXTRA_HINT = "Local training needs the `local` extra: pip install 'hypotez[local]'."
 
 _ROLES = {"system", "user", "assistant"}
+#: The methods a job may use (``supervised+preference``: SFT, then DPO from its model).
+METHODS = ("supervised", "preference", "supervised+preference")
 # A template for base models that ship none: TRL and the chat backend both need one.
 _FALLBACK_CHAT_TEMPLATE = (
     "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + eos_token + '\n' }}{% endfor %}"
@@ -85,6 +90,10 @@ class JobFiles:
     @property
     def model(self) -> Path:
         return self.root / "model"
+
+    def stage_model(self, stage: str) -> Path:
+        """Where a job of several stages keeps the model of an earlier one (``supervised``)."""
+        return self.root / f"{stage}-model"
 
     @property
     def checkpoints(self) -> Path:
@@ -202,60 +211,115 @@ def preference_rows(examples: list[Any], label: str = "Training example") -> lis
         rejected = _messages(example.get("non_preferred_output"), f"{where} (non-preferred output)")
         if chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
             raise JobError(f"{where}: the preferred and non-preferred outputs must be assistant messages.")
+        if len(chosen) > 1 or len(rejected) > 1:
+            # As OpenAI's DPO: the final assistant reply is what is compared; earlier turns are the prompt.
+            if chosen[:-1] != rejected[:-1]:
+                raise JobError(
+                    f"{where}: the preferred and non-preferred outputs differ before their last message; a "
+                    "preference pair compares one final assistant reply (earlier turns belong in the input)."
+                )
+            prompt, chosen, rejected = prompt + chosen[:-1], chosen[-1:], rejected[-1:]
         rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
     return rows
+
+
+def chosen_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Preference rows as supervised rows on their chosen replies: the first stage of ``supervised+preference``."""
+    return [{"prompt": row["prompt"], "completion": row["chosen"]} for row in rows]
 
 
 # ----------------------------------------------------------------------------------------- hyperparameters
 
 
+def _settings(request: dict[str, Any]) -> LocalSettings:
+    """The request's hyperparameters, used exactly as they are: every "auto" was resolved before the job was
+    written (by ``/train`` or the local trainer, with :func:`hypotez.ml.hyperparameters.resolve`)."""
+    values = request.get("hyperparameters")
+    try:
+        return LocalSettings.from_values(
+            cast("dict[str, Any]", values) if isinstance(values, dict) else {}, method=str(request.get("method"))
+        )
+    except ValueError as exc:
+        raise JobError(str(exc)) from exc
+
+
 @dataclass(frozen=True, slots=True)
-class _Settings:
-    lora: bool
+class _Stage:
+    """One training pass of a job: supervised (SFT) or preference (DPO)."""
+
+    kind: str
+    rows: list[dict[str, Any]]
+    valid_rows: list[dict[str, Any]]
     epochs: float
-    max_steps: int
     learning_rate: float
-    batch_size: int
-    lora_r: int
-    lora_alpha: int
-    max_length: int
-    seed: int
-    beta: float
+    max_steps: int
+    output_dir: Path
+
+    def planned_steps(self, batch_size: int) -> int:
+        """The optimiser steps the trainer will take (as transformers counts them)."""
+        if self.max_steps > 0:
+            return self.max_steps
+        return max(1, math.ceil(self.epochs * math.ceil(len(self.rows) / batch_size)))
 
 
-def _number(hp: dict[str, Any], key: str, default: float, *, integer: bool = False, positive: bool = True) -> Any:
-    value = hp.get(key, "auto")
-    if value is None or value == "auto":
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise JobError(f"The hyperparameter `{key}` must be a number, not {value!r}.")
-    if integer and value != int(value):
-        raise JobError(f"The hyperparameter `{key}` must be a whole number, not {value!r}.")
-    if positive and value <= 0:
-        raise JobError(f"The hyperparameter `{key}` must be greater than 0.")
-    return int(value) if integer else float(value)
-
-
-def _settings(request: dict[str, Any], n_examples: int) -> _Settings:
-    hp = cast("dict[str, Any]", request.get("hyperparameters") or {})
-    lora = hp.get("lora", True)
-    if not isinstance(lora, bool):
-        raise JobError(f"The hyperparameter `lora` must be true or false, not {lora!r}.")
-    preference = request["method"] == "preference"
-    # Full fine-tuning moves every weight, so it takes a much smaller step than LoRA; DPO smaller still.
-    default_lr = (5e-5 if lora else 1e-6) if preference else (2e-4 if lora else 2e-5)
-    return _Settings(
-        lora=lora,
-        epochs=_number(hp, "epochs", _number(hp, "n_epochs", 3.0)),
-        max_steps=_number(hp, "max_steps", -1, integer=True) if "max_steps" in hp else -1,
-        learning_rate=_number(hp, "learning_rate", default_lr),
-        batch_size=_number(hp, "batch_size", max(1, min(8, n_examples)), integer=True),
-        lora_r=_number(hp, "lora_r", 16, integer=True),
-        lora_alpha=_number(hp, "lora_alpha", 32, integer=True),
-        max_length=_number(hp, "max_length", 1024, integer=True),
-        seed=_number(hp, "seed", 0, integer=True, positive=False),
-        beta=_number(hp, "beta", 0.1),
-    )
+def _stages(files: JobFiles, request: dict[str, Any], settings: LocalSettings) -> list[_Stage]:
+    method = request.get("method")
+    if method not in METHODS:
+        raise JobError(
+            f"The training method {method!r} is not supported; use supervised, preference or supervised+preference."
+        )
+    train_examples = cast("list[Any]", request.get("train_examples") or [])
+    if not train_examples:
+        raise JobError("There are no training examples.")
+    valid_examples = cast("list[Any]", request.get("validation_examples") or [])
+    if method == "supervised":
+        train, valid = supervised_rows(train_examples), supervised_rows(valid_examples, "Validation example")
+        return [
+            _Stage(
+                "supervised",
+                train,
+                valid,
+                settings.epochs,
+                settings.learning_rate,
+                settings.max_steps,
+                files.checkpoints,
+            )
+        ]
+    pairs, valid_pairs = preference_rows(train_examples), preference_rows(valid_examples, "Validation example")
+    if method == "preference":
+        return [
+            _Stage(
+                "preference",
+                pairs,
+                valid_pairs,
+                settings.epochs,
+                settings.learning_rate,
+                settings.max_steps,
+                files.checkpoints,
+            )
+        ]
+    # supervised+preference: SFT on the chosen replies, then DPO from that model (its frozen reference).  Only
+    # the last stage's checkpoints are the job's.
+    return [
+        _Stage(
+            "supervised",
+            chosen_rows(pairs),
+            chosen_rows(valid_pairs),
+            settings.epochs,
+            settings.learning_rate,
+            settings.max_steps,
+            files.root / "checkpoints-supervised",
+        ),
+        _Stage(
+            "preference",
+            pairs,
+            valid_pairs,
+            settings.preference_epochs,
+            settings.preference_learning_rate,
+            -1,
+            files.checkpoints,
+        ),
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -274,12 +338,26 @@ def _check_base_path(base_model: str) -> Path:
     return path
 
 
-def _load_base(base_model: str, hf: Any, dtype: Any) -> tuple[Any, Any]:
-    """The tokenizer and model of ``base_model`` (a local directory, or a hub name where the hub is reachable)."""
+def _load_base(base_model: str, hf: Any, peft: Any, dtype: Any, *, lora: bool) -> tuple[Any, Any]:
+    """The tokenizer and model of ``base_model``: a local directory (a full model, or a LoRA adapter trained here,
+    loaded onto its base: trainable with ``lora``, merged into it otherwise), or a hub name where the hub is
+    reachable."""
     path = _check_base_path(base_model)
+    source = str(path) if path.is_dir() else base_model
+    adapter = _adapter_base(path)
     try:
-        tokenizer = hf.AutoTokenizer.from_pretrained(str(path) if path.is_dir() else base_model)
-        model = hf.AutoModelForCausalLM.from_pretrained(str(path) if path.is_dir() else base_model, dtype=dtype)
+        if adapter is not None:
+            tokenizer = hf.AutoTokenizer.from_pretrained(
+                source if (path / "tokenizer_config.json").is_file() else adapter
+            )
+            model = peft.PeftModel.from_pretrained(
+                hf.AutoModelForCausalLM.from_pretrained(adapter, dtype=dtype), source, is_trainable=lora
+            )
+            if not lora:
+                model = model.merge_and_unload()
+        else:
+            tokenizer = hf.AutoTokenizer.from_pretrained(source)
+            model = hf.AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     except (OSError, ValueError) as exc:
         traceback.print_exc()
         if path.is_dir():
@@ -291,19 +369,19 @@ def _load_base(base_model: str, hf: Any, dtype: Any) -> tuple[Any, Any]:
     return tokenizer, model
 
 
+def _adapter_base(path: Path) -> str | None:
+    """The base of a LoRA adapter directory (``None`` for a full model or a hub name)."""
+    if not path.is_dir() or (path / "config.json").is_file():
+        return None
+    config = read_json(path / "adapter_config.json") or {}
+    base = config.get("base_model_name_or_path")
+    return base if isinstance(base, str) and base else None
+
+
 def _train(files: JobFiles, request: dict[str, Any], status: _Status) -> bool:
-    """Train; returns ``False`` when the job was cancelled."""
-    method = request.get("method")
-    if method not in {"supervised", "preference"}:
-        raise JobError(f"The training method {method!r} is not supported; use supervised or preference.")
-    preference = method == "preference"
-    to_rows = preference_rows if preference else supervised_rows
-    train_examples = cast("list[Any]", request.get("train_examples") or [])
-    if not train_examples:
-        raise JobError("There are no training examples.")
-    train_rows = to_rows(train_examples)
-    valid_rows = to_rows(cast("list[Any]", request.get("validation_examples") or []), "Validation example")
-    settings = _settings(request, len(train_rows))
+    """Train every stage of the job; returns ``False`` when it was cancelled."""
+    settings = _settings(request)
+    stages = _stages(files, request, settings)
     _check_base_path(str(request.get("base_model", "")))
 
     try:
@@ -320,69 +398,116 @@ def _train(files: JobFiles, request: dict[str, Any], status: _Status) -> bool:
 
     cuda = bool(torch.cuda.is_available())
     bf16 = cuda and bool(torch.cuda.is_bf16_supported())
-    tokenizer, model = _load_base(str(request["base_model"]), hf, torch.bfloat16 if bf16 else torch.float32)
+    tokenizer, model = _load_base(
+        str(request["base_model"]), hf, peft, torch.bfloat16 if bf16 else torch.float32, lora=settings.lora
+    )
     if tokenizer.chat_template is None:
         tokenizer.chat_template = _FALLBACK_CHAT_TEMPLATE
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    common = _arguments(files, settings, hf, cuda=cuda, bf16=bf16, validate=bool(valid_rows))
-    peft_config = (
-        peft.LoraConfig(
-            r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            lora_dropout=0.05,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
-        if settings.lora
-        else None
-    )
     progress = _progress_callback(hf.TrainerCallback, files, status, cancel_file=files.cancel)
-    train_dataset = datasets.Dataset.from_list(train_rows)
-    eval_dataset = datasets.Dataset.from_list(valid_rows) if valid_rows else None
-    if preference:
-        trainer = trl.DPOTrainer(
-            model=model,
-            args=trl.DPOConfig(**common, beta=settings.beta),
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=[progress],
+    progress.total = sum(stage.planned_steps(settings.batch_size) for stage in stages)
+    started, cpu_started = time.monotonic(), time.process_time()
+    trainer: Any = None
+    for number, stage in enumerate(stages, 1):
+        last = number == len(stages)
+        progress.record_checkpoints = last
+        progress.stage = stage.kind if len(stages) > 1 else None
+        common = _arguments(files, settings, hf, cuda=cuda, bf16=bf16, validate=bool(stage.valid_rows), stage=stage)
+        # A model that already carries an adapter (a LoRA job trained here, or the first stage) trains it on.
+        peft_config = (
+            peft.LoraConfig(
+                r=settings.lora_rank,
+                lora_alpha=settings.lora_alpha,
+                lora_dropout=0.05,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            )
+            if settings.lora and not isinstance(model, peft.PeftModel)
+            else None
         )
-    else:
-        trainer = trl.SFTTrainer(
-            model=model,
-            args=trl.SFTConfig(**common),
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=[progress],
-        )
-    started = time.monotonic()
-    trainer.train()
-    if progress.cancelled or files.cancel.exists():
-        return False
+        train_dataset = datasets.Dataset.from_list(stage.rows)
+        eval_dataset = datasets.Dataset.from_list(stage.valid_rows) if stage.valid_rows else None
+        if stage.kind == "preference":
+            dpo = _preference_arguments(settings)
+            trainer = trl.DPOTrainer(
+                model=model,
+                # The reference is the model training starts from: with an adapter, TRL disables (or copies) it;
+                # a full model gets a frozen copy, taken before any update.
+                ref_model=None if settings.lora else _frozen_copy(model),
+                args=trl.DPOConfig(**common, **dpo),
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=tokenizer,
+                peft_config=peft_config,
+                callbacks=[progress],
+            )
+        else:
+            trainer = trl.SFTTrainer(
+                model=model,
+                args=trl.SFTConfig(**common),
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=tokenizer,
+                peft_config=peft_config,
+                callbacks=[progress],
+            )
+        trainer.train()
+        if progress.cancelled or files.cancel.exists():
+            return False
+        model = trainer.model
+        _drop_reference_adapter(model)
+        progress.offset += int(trainer.state.global_step)
+        if not last:
+            # Kept beside the job (not a model of its own): what the supervised stage alone taught, to compare.
+            _save(trainer, tokenizer, files, files.stage_model(stage.kind))
+            append_event(files, f"The {stage.kind} stage finished after {progress.offset} steps.")
 
-    seconds = time.monotonic() - started
-    _save(trainer, tokenizer, files)
+    seconds, cpu_seconds = time.monotonic() - started, time.process_time() - cpu_started
+    _save(trainer, tokenizer, files, files.model)
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     status.update(trained_tokens=tokens or None)
-    append_event(files, f"Training took {seconds:.1f} s.", data={"train_seconds": seconds})
+    append_event(
+        files,
+        f"Training took {seconds:.1f} s ({cpu_seconds:.1f} s of CPU time).",
+        data={"train_seconds": seconds, "train_cpu_seconds": cpu_seconds},
+    )
     return True
 
 
+def _preference_arguments(settings: LocalSettings) -> dict[str, Any]:
+    """DPO's own settings: ``beta``, and the NLL of the chosen replies weighted ``rpo_alpha`` (RPO: in TRL 1 a
+    second loss, ``sft``, beside DPO's ``sigmoid``)."""
+    if settings.rpo_alpha > 0:
+        return {"beta": settings.beta, "loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, settings.rpo_alpha]}
+    return {"beta": settings.beta}
+
+
+def _frozen_copy(model: Any) -> Any:
+    reference = copy.deepcopy(model)
+    reference.eval()
+    for parameter in reference.parameters():
+        parameter.requires_grad_(False)
+    return reference
+
+
+def _drop_reference_adapter(model: Any) -> None:
+    """TRL trains an adapter model against a frozen copy of its adapter named "ref"; it is not part of the result."""
+    adapters = getattr(model, "peft_config", None)
+    if isinstance(adapters, dict) and "ref" in adapters and hasattr(model, "delete_adapter"):
+        model.delete_adapter("ref")
+
+
 def _arguments(
-    files: JobFiles, settings: _Settings, hf: Any, *, cuda: bool, bf16: bool, validate: bool
+    files: JobFiles, settings: LocalSettings, hf: Any, *, cuda: bool, bf16: bool, validate: bool, stage: _Stage
 ) -> dict[str, Any]:
-    """The training arguments SFTConfig and DPOConfig share."""
+    """The training arguments SFTConfig and DPOConfig share, for one stage."""
     arguments: dict[str, Any] = {
-        "output_dir": str(files.checkpoints),
-        "num_train_epochs": settings.epochs,
-        "max_steps": settings.max_steps,
-        "learning_rate": settings.learning_rate,
+        "output_dir": str(stage.output_dir),
+        "num_train_epochs": stage.epochs,
+        "max_steps": stage.max_steps,
+        "learning_rate": stage.learning_rate,
         "per_device_train_batch_size": settings.batch_size,
         "per_device_eval_batch_size": settings.batch_size,
         "max_length": settings.max_length,
@@ -465,14 +590,14 @@ def _records(listing: dict[str, Any]) -> list[dict[str, Any]]:
     return [cast("dict[str, Any]", c) for c in items if isinstance(c, dict)]
 
 
-def _save(trainer: Any, tokenizer: Any, files: JobFiles) -> None:
+def _save(trainer: Any, tokenizer: Any, files: JobFiles, target: Path) -> None:
     """The adapter (LoRA) or the full model, with the tokenizer, under a temporary name then renamed: a
-    ``model`` directory is always complete."""
-    tmp = files.root / "model.tmp"
+    model directory is always complete."""
+    tmp = files.root / f"{target.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.save_model(str(tmp))
     tokenizer.save_pretrained(str(tmp))
-    os.replace(tmp, files.model)
+    os.replace(tmp, target)
 
 
 def _checkpointing_field(arguments: type[Any]) -> str:
@@ -486,18 +611,40 @@ def _progress_callback(base: type[Any], files: JobFiles, status: _Status, *, can
 
     class Progress(base):
         cancelled = False
+        #: Steps of the job's earlier stages, and of all its stages (0: this stage's own count).
+        offset = 0
+        total = 0
+        #: The stage running, in a job of several (``None`` in a job of one).
+        stage: str | None = None
+        #: Only the last stage's checkpoints are the job's.
+        record_checkpoints = True
+
+        def _total(self, state: Any) -> int:
+            return max(self.total, self.offset + int(state.max_steps))
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            status.update(
-                state="running",
-                step=0,
-                total_steps=int(state.max_steps),
-                started_at=dt.datetime.now(dt.UTC).isoformat(),
-            )
-            append_event(files, f"Training started: {state.max_steps} steps.")
+            if self.offset == 0:
+                status.update(
+                    state="running",
+                    step=0,
+                    total_steps=self._total(state),
+                    started_at=dt.datetime.now(dt.UTC).isoformat(),
+                )
+                append_event(files, f"Training started: {self._total(state)} steps.")
+            if self.stage is not None:
+                append_event(
+                    files,
+                    f"The {self.stage} stage started: {state.max_steps} steps"
+                    + (
+                        " (DPO, against the supervised stage's model as its frozen reference)."
+                        if self.stage == "preference"
+                        else "."
+                    ),
+                )
 
         def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            record_checkpoint(files, state)
+            if self.record_checkpoints:
+                record_checkpoint(files, state)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if cancel_file.exists():
@@ -508,7 +655,7 @@ def _progress_callback(base: type[Any], files: JobFiles, status: _Status, *, can
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
         ) -> None:
             logs = logs or {}
-            step, total = int(state.global_step), int(state.max_steps)
+            step, total = self.offset + int(state.global_step), self._total(state)
             data: dict[str, Any] = {"step": step, "total_steps": total}
             if "loss" in logs:
                 data["train_loss"] = float(logs["loss"])
@@ -523,11 +670,15 @@ def _progress_callback(base: type[Any], files: JobFiles, status: _Status, *, can
                 ("epoch", "epoch"),
                 ("rewards/accuracies", "reward_accuracy"),
                 ("rewards/margins", "reward_margin"),
+                ("rewards/chosen", "reward_chosen"),
+                ("rewards/rejected", "reward_rejected"),
             ):
                 if isinstance(logs.get(key), int | float):
                     data[name] = float(logs[key])
             if "epoch" not in data and state.epoch is not None:
                 data["epoch"] = float(state.epoch)
+            if self.stage is not None:
+                data["stage"] = self.stage
             append_event(files, message, kind="metrics", data=data)
             status.update(step=step, total_steps=total)
 

@@ -16,6 +16,7 @@ from hypotez.storage.models import JobState
 
 if TYPE_CHECKING:
     import datetime as dt
+    from collections.abc import Mapping
 
 __all__ = [
     "Checkpoint",
@@ -33,25 +34,34 @@ class TrainingMethod(enum.StrEnum):
     """``supervised``: chat examples ``{"messages": [...]}``.
 
     ``preference``: DPO pairs ``{"input": {"messages": [...]}, "preferred_output": [{"role": "assistant", ...}],
-    "non_preferred_output": [...]}``.
+    "non_preferred_output": [...]}``; the final assistant reply is compared, earlier turns are the prompt.
+
+    ``supervised+preference``: the same pairs, for supervised training on the preferred replies and then DPO
+    from that model, which is also the frozen reference.
     """
 
     SUPERVISED = "supervised"
     PREFERENCE = "preference"
+    SUPERVISED_PREFERENCE = "supervised+preference"
+
+    @property
+    def examples(self) -> str:
+        """The kind of examples the method trains on: ``supervised`` or ``preference``."""
+        return "supervised" if self is TrainingMethod.SUPERVISED else "preference"
 
 
 @dataclass(frozen=True, slots=True)
 class TrainingRequest:
-    """What to train.  ``hyperparameters`` keys understood by every trainer: ``epochs``, ``learning_rate``,
-    ``batch_size``; trainers ignore keys they do not know (``local`` also reads ``max_steps``, ``lora``,
-    ``lora_r``, ``lora_alpha``, ``max_length``, ``seed``; ``openai`` reads ``learning_rate_multiplier``, ``beta``)."""
+    """What to train.  ``hyperparameters`` are the trainer's options (:mod:`hypotez.ml.hyperparameters`:
+    ``LocalOptions``, ``OpenAIOptions``) as resolved values, used exactly; an option left out (or ``"auto"``)
+    is resolved by the trainer with the same rules before the job starts."""
 
     job_key: str
     base_model: str
     method: TrainingMethod
     train_examples: list[dict[str, Any]]
     validation_examples: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
-    hyperparameters: dict[str, Any] = field(default_factory=dict[str, Any])
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict[str, Any])
     suffix: str | None = None
 
 

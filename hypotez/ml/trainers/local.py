@@ -8,7 +8,8 @@ so a job keeps running across a restart of the bot, and a new :class:`LocalTrain
 ``work_dir`` reports on it.
 
 The trained model is ``local:<job_key>``, saved in ``<work_dir>/<job_key>/model`` (a LoRA adapter, or
-a full model with ``hyperparameters["lora"] = False``); :func:`model_path` finds it for the chat backend.
+a full model with ``lora`` false); :func:`model_path` finds it for the chat backend.  The hyperparameters
+are :class:`~hypotez.ml.hyperparameters.LocalOptions`; the worker trains with them exactly as resolved.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import hypotez
 from hypotez.errors import ConfigError, InvalidInputError, NotFoundError
+from hypotez.ml.hyperparameters import DataFacts, Hyperparameters, options_for, read_model_facts, resolve
 from hypotez.ml.trainers import _local_worker
 from hypotez.ml.trainers._local_worker import EXTRA_HINT, JobFiles, read_json, write_json_atomic
 from hypotez.ml.trainers.base import Checkpoint, JobEventRecord, JobState, JobStatus
@@ -219,9 +221,24 @@ class LocalTrainer:
             raise ConfigError(f"{EXTRA_HINT} Missing here: {', '.join(missing)}.")
 
     @staticmethod
-    def _payload(request: TrainingRequest) -> str:
+    def resolve(request: TrainingRequest) -> Hyperparameters:
+        """The request's hyperparameters with every option left out (or ``"auto"``) decided by the rules of
+        :mod:`hypotez.ml.hyperparameters`; what was given is kept as it is.  ``/train`` sends every value
+        resolved already, so nothing changes then.  Reads the base model's ``config.json`` (blocking)."""
+        given = {k: v for k, v in request.hyperparameters.items() if v is not None}
+        options = options_for("local", given, method=str(request.method))
+        return resolve(
+            options,
+            method=str(request.method),
+            data=DataFacts.of(request.train_examples),
+            model=read_model_facts(request.base_model),
+        )
+
+    @classmethod
+    def _payload(cls, request: TrainingRequest) -> str:
         data = dataclasses.asdict(request)
         data["method"] = str(request.method)
+        data["hyperparameters"] = cls.resolve(request).values
         # A relative directory would be read relative to the worker's directory (the job's), so pin it now.
         base = Path(request.base_model).expanduser()
         if base.exists():

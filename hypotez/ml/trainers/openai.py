@@ -18,6 +18,7 @@ import openai
 
 from hypotez.errors import BackendAuthError, InvalidInputError, NotFoundError
 from hypotez.ml.chat import backend_error_from_openai
+from hypotez.ml.hyperparameters import AUTO, OpenAIOptions, options_for
 from hypotez.ml.trainers.base import (
     Checkpoint,
     JobEventRecord,
@@ -30,6 +31,7 @@ from hypotez.text import jsonl_line, redact
 
 if TYPE_CHECKING:
     from openai.types.fine_tuning import FineTuningJob
+    from openai.types.fine_tuning.job_create_params import Method
 
 __all__ = ["OPENAI_NEW_JOBS_END", "OpenAITrainer"]
 
@@ -121,10 +123,35 @@ class OpenAITrainer:
         uploaded = await self.client.files.create(file=(name, content, "application/jsonl"), purpose="fine-tune")
         return uploaded.id
 
+    @staticmethod
+    def method(request: TrainingRequest) -> tuple[Method, int | None]:
+        """OpenAI's ``method`` object for the request (its typed :class:`OpenAIOptions`, ``"auto"`` where not
+        given: OpenAI decides) and the seed (``None``: OpenAI's own)."""
+        if request.method is TrainingMethod.SUPERVISED_PREFERENCE:
+            raise InvalidInputError(
+                "OpenAI trains one method a job: train `method:supervised`, then `method:preference` from the "
+                "fine-tuned model."
+            )
+        given = {k: v for k, v in request.hyperparameters.items() if v is not None}
+        options = options_for("openai", given, method=str(request.method))
+        if not isinstance(options, OpenAIOptions):  # pragma: no cover - options_for("openai") gives these
+            raise TypeError(type(options).__name__)
+        kind = "dpo" if request.method is TrainingMethod.PREFERENCE else "supervised"
+        hyperparameters: dict[str, Any] = {
+            "n_epochs": options.n_epochs,
+            "batch_size": options.batch_size,
+            "learning_rate_multiplier": options.learning_rate_multiplier,
+        }
+        if kind == "dpo":
+            hyperparameters["beta"] = options.beta
+        seed = None if options.seed == AUTO else int(options.seed)
+        return cast("Method", {"type": kind, kind: {"hyperparameters": hyperparameters}}), seed
+
     async def start(self, request: TrainingRequest) -> str:
         self._check_deadline()
         if not request.train_examples:
             raise InvalidInputError("The dataset has no examples to train on.")
+        method, seed = self.method(request)  # refused before anything is uploaded
         train_jsonl = await asyncio.to_thread(_jsonl, request.train_examples)
         marks = {"hypotez_job": request.job_key, "hypotez_data": hashlib.sha256(train_jsonl).hexdigest()[:32]}
         try:
@@ -137,20 +164,6 @@ class OpenAITrainer:
                 if request.validation_examples
                 else None
             )
-            hp = request.hyperparameters
-            hyper: dict[str, Any] = {}
-            if "epochs" in hp:
-                hyper["n_epochs"] = int(hp["epochs"])
-            if "batch_size" in hp:
-                hyper["batch_size"] = int(hp["batch_size"])
-            if "learning_rate_multiplier" in hp:
-                hyper["learning_rate_multiplier"] = float(hp["learning_rate_multiplier"])
-            if request.method is TrainingMethod.PREFERENCE:
-                if "beta" in hp:
-                    hyper["beta"] = float(hp["beta"])
-                method: Any = {"type": "dpo", "dpo": {"hyperparameters": hyper}}
-            else:
-                method = {"type": "supervised", "supervised": {"hyperparameters": hyper}}
             job = await self.client.fine_tuning.jobs.create(
                 model=request.base_model,
                 training_file=training_file,
@@ -158,7 +171,7 @@ class OpenAITrainer:
                 suffix=request.suffix,
                 method=method,
                 metadata=marks,
-                seed=int(hp["seed"]) if "seed" in hp else None,
+                seed=seed,
             )
         except openai.OpenAIError as exc:
             raise self._error(exc) from exc

@@ -36,7 +36,6 @@ from hypotez.ml.trainers import _local_worker
 from hypotez.ml.trainers.base import JobState, JobStatus, Trainer, TrainingMethod, TrainingRequest
 from hypotez.ml.trainers.local import LocalTrainer, local_models, model_path
 from tests.fakes.tiny_model import (
-    LOOP_HYPERPARAMETERS,
     make_tiny_model,
     preference_examples,
     supervised_examples,
@@ -54,7 +53,8 @@ pytestmark = pytest.mark.timeout(600)
 
 
 PAIRS = synthetic_task(50)
-SMALL = {"max_steps": 6, "batch_size": 4, "seed": 0}
+#: A few steps of a LoRA adapter (the tiny model would be fully fine-tuned by default).
+SMALL = {"max_steps": 6, "batch_size": 4, "seed": 0, "lora": True}
 
 
 @dataclass
@@ -87,7 +87,7 @@ def jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jobs]:
         trainer = result.trainer()
         requests = [
             _request("cancel-me", base, hyperparameters={"max_steps": 100_000, "batch_size": 1}),
-            _request("loop", base, hyperparameters=LOOP_HYPERPARAMETERS),
+            _request("loop", base),  # every hyperparameter automatic
             _request("sft", base, hyperparameters=SMALL, validation_examples=supervised_examples(PAIRS[:4])),
             _request("dpo", base, TrainingMethod.PREFERENCE, hyperparameters=SMALL),
         ]
@@ -238,11 +238,11 @@ async def _accuracy(backend: LocalChatBackend, model: str) -> float:
 
 @pytest.mark.asyncio
 async def test_the_loop_works(jobs: Jobs) -> None:
-    """A full fine-tune through the trainer teaches the tiny model 50 facts it could not know."""
+    """The automatic hyperparameters teach the tiny model, through the trainer, 50 facts it could not know."""
     trainer = jobs.trainer()
     backend = LocalChatBackend.for_work_dir(jobs.work_dir, max_new_tokens=8)
     before = await _accuracy(backend, str(jobs.base))
-    status = await _wait(trainer, "loop", _finished, within=50.0)
+    status = await _wait(trainer, "loop", _finished, within=500.0)
     job_seconds = time.monotonic() - jobs.started_at["loop"]
     after = await _accuracy(backend, "local:loop")
     await backend.close()
@@ -252,7 +252,11 @@ async def test_the_loop_works(jobs: Jobs) -> None:
         f"\nloop: {status.total_steps} steps, training {train_seconds:.1f} s, job {job_seconds:.1f} s "
         f"(start-up included), exact match {before:.0%} -> {after:.0%}"
     )
-    assert status.total_steps == LOOP_HYPERPARAMETERS["max_steps"]
+    # Exactly what the rules resolved when the job was written: 100 passes of 4 steps (batch 16 of 50).
+    request = json.loads((trainer.job_dir("loop") / "request.json").read_text())
+    assert request["hyperparameters"] == LocalTrainer.resolve(_request("loop", jobs.base)).values
+    assert (request["hyperparameters"]["lora"], request["hyperparameters"]["epochs"]) == (False, 100)
+    assert status.total_steps == 400
     assert before <= 0.04
     assert after >= 0.9
 
@@ -283,11 +287,34 @@ async def test_bad_examples_fail_with_a_clear_error(jobs: Jobs) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_bad_hyperparameter_fails_with_a_clear_error(jobs: Jobs) -> None:
+async def test_a_bad_hyperparameter_is_refused_before_anything_runs(jobs: Jobs) -> None:
     trainer = jobs.trainer()
-    await trainer.start(_request("bad-lr", jobs.base, hyperparameters={"learning_rate": "fast"}))
-    status = await _wait(trainer, "bad-lr", lambda s: s.state is JobState.FAILED, within=20)
-    assert status.error == "The hyperparameter `learning_rate` must be a number, not 'fast'."
+    with pytest.raises(InvalidInputError) as refused:
+        await trainer.start(_request("bad-lr", jobs.base, hyperparameters={"learning_rate": "fast"}))
+    assert refused.value.user_message == "Invalid training options: `learning_rate` must be a valid number."
+    with pytest.raises(InvalidInputError, match="`n_epochs` applies to the openai trainer only"):
+        await trainer.start(_request("bad-name", jobs.base, hyperparameters={"n_epochs": 2}))
+    assert not trainer.job_dir("bad-lr").exists()
+
+
+@pytest.mark.asyncio
+async def test_a_request_written_by_hand_with_auto_left_fails_clearly(jobs: Jobs, tmp_path: Path) -> None:
+    """The worker trains with the resolved values only; it never fills in a value itself."""
+    job = _local_worker.JobFiles(tmp_path / "unresolved")
+    job.root.mkdir()
+    job.request.write_text(
+        json.dumps(
+            {
+                "method": "supervised",
+                "base_model": str(jobs.base),
+                "train_examples": supervised_examples(PAIRS[:2]),
+                "hyperparameters": {"lora": False, "epochs": 1, "learning_rate": "auto", "batch_size": 2, "seed": 0},
+            }
+        )
+    )
+    assert _local_worker.run(job.root) == 1
+    status = json.loads(job.status.read_text())
+    assert (status["state"], status["error"]) == ("failed", "The hyperparameter `learning_rate` was not resolved.")
 
 
 @pytest.mark.asyncio
