@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 __all__ = ["MESSAGE_LIMIT", "REDACTED", "REDACTED_LIMIT", "jsonl_line", "redact", "split_text"]
 
@@ -83,8 +83,9 @@ def redact(text: str, *, secrets: Iterable[str | None] = (), limit: int | None =
 _LINE_SEPARATORS = {ord("\u2028"): "\\u2028", ord("\u2029"): "\\u2029"}
 
 
-def jsonl_line(value: object, *, sort_keys: bool = False) -> str:
+def jsonl_line(value: object, *, sort_keys: bool = False, default: Callable[[Any], object] | None = None) -> str:
     """One JSONL line (newline included): ``value`` as UTF-8 JSON with U+2028 and U+2029
     escaped, so no reader splits the line inside a string.  Every JSONL file the project writes goes through
     this."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=sort_keys).translate(_LINE_SEPARATORS) + "\n"
+    text = json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, default=default)
+    return text.translate(_LINE_SEPARATORS) + "\n"

@@ -157,6 +157,8 @@ class Handler(lightbulb.Loadable):
     callback: Callable[..., Coroutine[Any, Any, None]]
     #: How many arguments the custom id may carry after the prefix (anything else is refused as malformed).
     arity: tuple[int, ...] = (0,)
+    #: The module the handler was written in (the callback is wrapped for dependency injection).
+    module: str = ""
 
     async def load(self, client: lightbulb.Client) -> None:
         (await ComponentRouter.of(client)).add(self)
@@ -171,7 +173,7 @@ def handler(
     """Register the decorated function on ``loader`` as the handler of ``key`` (ids with ``arity`` arguments)."""
 
     def decorate(func: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., Coroutine[Any, Any, None]]:
-        loader.add(Handler(key, capability, lightbulb.di.with_di(func), arity))
+        loader.add(Handler(key, capability, lightbulb.di.with_di(func), arity, func.__module__))
         return func
 
     return decorate

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -62,6 +61,7 @@ from hypotez.storage.models import (
     TranscriptCorrection,
     VocabularyTerm,
 )
+from hypotez.text import jsonl_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -749,9 +749,7 @@ def build_export(data: MemberData, data_dir: DataDirectory, *, limit: int, note:
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("README.txt", note)
             for name, rows in data.sections.items():
-                zf.writestr(
-                    f"{name}.jsonl", "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
-                )
+                zf.writestr(f"{name}.jsonl", "".join(jsonl_line(r, default=str) for r in rows))
             for audio in data.audio:
                 path = _audio_file(data_dir, audio)
                 if path is None or not path.is_file():
