@@ -175,6 +175,24 @@ def _messages(value: object, where: str) -> list[dict[str, str]]:
     return out
 
 
+def _trained_prefix(messages: object) -> list[Any] | None:
+    """The conversation up to its last assistant turn that is trained on: OpenAI's ``weight: 0`` on an assistant
+    turn means "context, not a target", and the local trainer learns from the last turn alone.  ``None`` when
+    every assistant turn has weight 0; a malformed list is returned as it is (``_messages`` says what is wrong)."""
+    if not isinstance(messages, list):
+        return cast("list[Any] | None", messages)
+    turns = cast("list[Any]", messages)
+    assistant = [
+        index
+        for index, turn in enumerate(turns)
+        if isinstance(turn, dict) and cast("dict[str, Any]", turn).get("role") == "assistant"
+    ]
+    trained = [index for index in assistant if cast("dict[str, Any]", turns[index]).get("weight", 1) != 0]
+    if trained:
+        return turns[: trained[-1] + 1]
+    return None if assistant else turns
+
+
 def supervised_rows(examples: list[Any], label: str = "Training example") -> list[dict[str, Any]]:
     """OpenAI supervised examples → TRL conversational prompt-completion rows.
 
@@ -186,7 +204,11 @@ def supervised_rows(examples: list[Any], label: str = "Training example") -> lis
         where = f"{label} {number}"
         if not isinstance(example, dict) or "messages" not in example:
             raise JobError(f'{where} is not a supervised example ({{"messages": [...]}}).')
-        messages = _messages(cast("dict[str, Any]", example)["messages"], where)
+        raw = cast("dict[str, Any]", example)["messages"]
+        trained = _trained_prefix(raw)
+        if trained is None:
+            continue  # every assistant turn has weight 0: nothing in it to learn
+        messages = _messages(trained, where)
         if messages[-1]["role"] != "assistant":
             raise JobError(f"{where} does not end with an assistant message.")
         if len(messages) < 2:
@@ -274,6 +296,8 @@ def _stages(files: JobFiles, request: dict[str, Any], settings: LocalSettings) -
     valid_examples = cast("list[Any]", request.get("validation_examples") or [])
     if method == "supervised":
         train, valid = supervised_rows(train_examples), supervised_rows(valid_examples, "Validation example")
+        if not train:
+            raise JobError("Every training example's assistant turns have weight 0: there is nothing to learn.")
         return [
             _Stage(
                 "supervised",
