@@ -375,9 +375,13 @@ async def on_message(
     db: Database,
 ) -> None:
     """(Gateway only) messages meant for the bot: replies to it, messages in its threads, mentions and DMs."""
-    me = bot.get_me()
+    me = bot.get_me()  # the cache has the bot's own user once READY arrived
     if me is None:
-        return  # not READY yet
+        try:
+            me = await bot.rest.fetch_my_user()
+        except hikari.HikariError as exc:
+            _LOGGER.warning("a message arrived before the bot knew who it is: %s", exc)
+            return
     await answer_message(
         message,
         bot_id=int(me.id),
