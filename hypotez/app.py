@@ -157,9 +157,7 @@ def build_bot(
             banner=None,
             suppress_optimization_warning=True,  # advice about `python -O`, not a problem: no line on start-up
         )
-    return hikari.GatewayBot(
-        token, intents=INTENTS, banner=None, rest_url=rest_url, suppress_optimization_warning=True
-    )
+    return hikari.GatewayBot(token, intents=INTENTS, banner=None, rest_url=rest_url, suppress_optimization_warning=True)
 
 
 def _public_key(settings: Settings) -> bytes:
@@ -252,9 +250,7 @@ def _register_services(app: Hypotez, registry: Any, settings: Settings, chat: Ch
         ),
         JobTracker.stop,
     )
-    messages = register(
-        JobMessages, JobMessages(app.bot.rest, job_rows, chart_interval=settings.job_chart_interval_s)
-    )
+    messages = register(JobMessages, JobMessages(app.bot.rest, job_rows, chart_interval=settings.job_chart_interval_s))
     jobs.subscribe(messages.update)  # live status messages for every job update
 
     # Voice

@@ -571,9 +571,7 @@ class ArenaVote(Base):
     choice: Mapped[str] = mapped_column(String(4))
     #: The vote's item in the review queue: its preference pair reaches the ``arena`` dataset once approved (a tie
     #: has none).
-    review_item_id: Mapped[int | None] = mapped_column(
-        ForeignKey("review_items.id", ondelete="SET NULL"), unique=True
-    )
+    review_item_id: Mapped[int | None] = mapped_column(ForeignKey("review_items.id", ondelete="SET NULL"), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
