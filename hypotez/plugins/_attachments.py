@@ -70,21 +70,25 @@ def files_for(paths: Sequence[Path]) -> list[hikari.File]:
     return [hikari.File(path, path.name) for path in paths]
 
 
+async def _read_limited(attachment: hikari.Attachment, limit: int) -> bytes:
+    """The attachment's bytes, read as they arrive; stopped (closing the download) as soon as they run past
+    ``limit``: the size Discord announced is not trusted."""
+    received = bytearray()
+    async with attachment.stream() as reader:
+        async for chunk in reader:
+            received += chunk
+            if len(received) > limit:
+                raise InvalidInputError(f"`{attachment.filename[:100]}` is larger than {human_size(limit)}.")
+    return bytes(received)
+
+
 async def read_text_attachment(attachment: hikari.Attachment, limit: int) -> str:
     """The UTF-8 text of a small attachment; refused clearly when too large or not text."""
     if attachment.size > limit:
         raise InvalidInputError(
             f"`{attachment.filename[:100]}` is {human_size(attachment.size)}; at most {human_size(limit)} is read."
         )
-    received = bytearray()
-    # Read as it arrives, and stop (closing the download) as soon as it runs past ``limit``: the size Discord
-    # announced is not trusted.
-    async with attachment.stream() as reader:
-        async for chunk in reader:
-            received += chunk
-            if len(received) > limit:
-                raise InvalidInputError(f"`{attachment.filename[:100]}` is larger than {human_size(limit)}.")
-    data = bytes(received)
+    data = await _read_limited(attachment, limit)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -125,13 +129,8 @@ async def image_urls(attachments: Sequence[hikari.Attachment], settings: Setting
                 f"`{attachment.filename[:100]}` is {human_size(attachment.size)}; images of at most "
                 f"{human_size(limit)} go to the model (HYPOTEZ_CHAT_IMAGE_MAX_BYTES)."
             )
-        received = bytearray()
-        async with attachment.stream() as reader:
-            async for chunk in reader:
-                received += chunk
-                if len(received) > limit:
-                    raise InvalidInputError(f"`{attachment.filename[:100]}` is larger than {human_size(limit)}.")
-        if not _looks_like(media_type, bytes(received[:16])):
+        received = await _read_limited(attachment, limit)
+        if not _looks_like(media_type, received[:16]):
             raise InvalidInputError(
                 f"`{attachment.filename[:100]}` is not a readable {media_type.split('/')[1]} image."
             )
