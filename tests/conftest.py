@@ -49,6 +49,15 @@ PG_URL = os.environ.get("HYPOTEZ_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if PG_URL else [])]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``one_database`` (training a model, a model server: minutes of work the database plays no part
+    in) run on SQLite only; every other database test runs on each backend."""
+    skipped = [i for i in items if i.get_closest_marker("one_database") and "[postgresql" in i.nodeid]
+    if skipped:
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = [i for i in items if i not in skipped]
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's own settings."""

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from tests.conftest import RunningBot
     from tests.fakes.openai_api import FakeOpenAI
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.one_database, pytest.mark.timeout(600)]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

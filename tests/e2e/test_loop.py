@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from tests.fakes.openai_api import FakeOpenAI
 
 #: Training and inference share two cores with whatever else runs: the limit holds on a loaded machine.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.one_database, pytest.mark.timeout(900)]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _LOGGER = logging.getLogger(__name__)

@@ -37,6 +37,8 @@ START_TIMEOUT = 240.0
 #: Seconds one command may take against it (it generates up to 1,024 tokens whatever the model).
 SETTLE_TIMEOUT = 300.0
 
+pytestmark = pytest.mark.one_database
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
